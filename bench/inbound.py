@@ -1,0 +1,186 @@
+"""Renewal by SMS under load: latency and requests/s against /healthz of the same server.
+
+``python -m bench.inbound [--patrons 100000] [--seconds 8] [--rounds 3] [--clients 32]``
+
+A real ``patronlink serve`` (SQLite, no worker) holds 100,000 patrons; one sender's number is
+shared by a patron with three loans. Each request is a full renewal: credentials, number lookup,
+decisions and reply texts queued. The text's prefix word changes on every request so that the
+120-second duplicate check does not turn requests into no-ops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import insert
+
+from bench.common import free_port, median, process
+from patronlink.config.schema import AgencyConfig
+from patronlink.domain.agency import Agency
+from patronlink.services.configure import agency_settings
+from patronlink.services.secrets import hash_password
+from patronlink.settings import Settings
+from patronlink.storage import tables
+from patronlink.storage.database import Database
+from patronlink.storage.engine import make_engine
+from patronlink.storage.migrate import upgrade
+
+AGENCY = "DK-761500"
+PASSWORD = "bench-inbound-password"  # noqa: S105 - a benchmark's throwaway credential
+SENDER = "52903991"
+
+
+def prepare(url: str, patrons: int) -> None:
+    engine = make_engine(Settings(database_url=url))
+    upgrade(engine)
+    db = Database(engine)
+    now = dt.datetime.now(dt.UTC)
+    config = AgencyConfig.model_validate(
+        {"id": AGENCY, "name": "Bench", "renewal": {"sms_enabled": True}}
+    )
+    with db.transaction() as repos:
+        repos.agencies.upsert(Agency(id=AGENCY, name="Bench"), agency_settings(config), now)
+        repos.integration_users.set_password_hash(AGENCY, "sms", hash_password(PASSWORD))
+    rows = [
+        {
+            "id": i + 1,
+            "agency_id": AGENCY,
+            "patron_id": f"{100000 + i}",
+            "name": f"Låner {i}",
+            "status": "active",
+            "want_sms": True,
+            "address_lines": [],
+            "extra": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(patrons)
+    ]
+    phones = [
+        {
+            "patron_pk": i + 1,
+            "position": 0,
+            "agency_id": AGENCY,
+            "number": f"+452{i:07d}" if i else f"+45{SENDER}",
+            "kind": "phone",
+        }
+        for i in range(patrons)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(tables.patrons), rows)
+        conn.execute(insert(tables.patron_phones), phones)
+        conn.execute(
+            insert(tables.items),
+            [
+                {"id": n, "agency_id": AGENCY, "item_number": f"900{n}", "title": f"Bog {n}"}
+                for n in (1, 2, 3)
+            ],
+        )
+        conn.execute(
+            insert(tables.loans),
+            [
+                {
+                    "agency_id": AGENCY,
+                    "patron_pk": 1,
+                    "item_pk": n,
+                    "loaned_at": now,
+                    "due_date": now.date() + dt.timedelta(days=3),
+                    "renewal_count": 0,
+                }
+                for n in (1, 2, 3)
+            ],
+        )
+    engine.dispose()
+
+
+async def load(url: str, seconds: float, clients: int, inbound: bool) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            params = (
+                {
+                    "user": "sms",
+                    "password": PASSWORD,
+                    "shortcode": "1910",
+                    "countrycode": "45",
+                    "number": SENDER,
+                    "text": f"b{counter} forny alle",
+                }
+                if inbound
+                else None
+            )
+            start = time.perf_counter()
+            async with session.get(url, params=params) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patrons", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        prepare(db_url, args.patrons)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
+        command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
+        health: list[float] = []
+        renew: list[float] = []
+        p50: list[float] = []
+        p99: list[float] = []
+        with process(command, f"{base}/healthz", env=env):
+            asyncio.run(load(f"{base}/rest/{AGENCY}/smsgateway", 1.0, 4, inbound=True))  # warm
+            for _ in range(args.rounds):
+                rate, _ = asyncio.run(load(f"{base}/healthz", args.seconds, args.clients, False))
+                health.append(rate)
+                rate, latencies = asyncio.run(
+                    load(f"{base}/rest/{AGENCY}/smsgateway", args.seconds, args.clients, True)
+                )
+                renew.append(rate)
+                p50.append(percentile(latencies, 0.50) * 1000)
+                p99.append(percentile(latencies, 0.99) * 1000)
+    print(
+        f"inbound benchmark: {args.patrons} patrons, {args.clients} clients, "
+        f"{args.rounds} rounds of {args.seconds:.0f} s, medians"
+    )
+    print(f"  /healthz        {median(health):>8.0f} req/s")
+    ratio = median(renew) / median(health)
+    print(
+        f"  renew by SMS    {median(renew):>8.0f} req/s   ratio {ratio:.2f}"
+        f"   p50 {median(p50):.1f} ms   p99 {median(p99):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from patronlink.cli import run
+
+run()

@@ -1,0 +1,555 @@
+"""The ``patronlink`` command. Errors are one line on stderr and a non-zero exit, never a trace."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from patronlink.domain.errors import ConfigError, PatronlinkError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class Context:
+    """What every command needs, built on first use (so ``--help`` touches no database)."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self._database_url = database_url
+        self._settings: Any = None
+        self._db: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from patronlink.settings import Settings
+
+            self._settings = (
+                Settings(database_url=self._database_url) if self._database_url else Settings()
+            )
+        return self._settings
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            from patronlink.bootstrap import build_database
+
+            self._db = build_database(self.settings)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"patronlink: {message}", err=True)
+    sys.exit(code)
+
+
+def _ensure_schema(ctx: Context) -> None:
+    from patronlink.storage.migrate import current_revision, head_revision
+
+    if current_revision(ctx.db.engine) != head_revision(ctx.db.engine):
+        fail("the database schema is not up to date: run `patronlink db upgrade` first")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="PATRONLINK_DATABASE_URL",
+    help="SQLAlchemy URL (default: SQLite under ./var/).",
+    show_envvar=True,
+)
+@click.version_option(package_name="patronlink")
+@click.pass_context
+def main(click_ctx: click.Context, database_url: str | None) -> None:
+    """patronlink: patron import, SMS, renewal by SMS and self-registration for libraries."""
+    click_ctx.obj = Context(database_url)
+    click_ctx.call_on_close(click_ctx.obj.close)
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the schema to the newest version (safe to run again)."""
+    from patronlink.storage.migrate import current_revision, upgrade
+
+    before = current_revision(ctx.db.engine)
+    upgrade(ctx.db.engine)
+    after = current_revision(ctx.db.engine)
+    if before == after:
+        click.echo(f"database schema is up to date ({after})")
+    else:
+        click.echo(f"database schema upgraded from {before or 'empty'} to {after}")
+
+
+@main.group()
+def config() -> None:
+    """Agencies, gateways, renewal, users and import sources from a TOML file."""
+
+
+@config.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Validate only; write nothing.")
+@pass_ctx
+def config_apply(ctx: Context, file: Path, check: bool) -> None:
+    """Validate FILE completely, then apply it in one transaction (nothing is written on error)."""
+    from patronlink.config.loader import load_config
+    from patronlink.services.clock import system_clock
+    from patronlink.services.configure import apply_config
+
+    known: list[str] = []
+    if not check:
+        _ensure_schema(ctx)
+        with ctx.db.transaction() as repos:
+            known = [a.id for a in repos.agencies.list()]
+    try:
+        loaded = load_config(file, os.environ, known)
+    except ConfigError as exc:
+        fail(f"{file}: {exc}", EXIT_USAGE)
+    if check:
+        click.echo(f"{file}: valid")
+        return
+    report = apply_config(ctx.db, loaded, os.environ, system_clock)
+    for line in report.changes:
+        click.echo(line)
+    if not report.changed:
+        click.echo("nothing changed")
+
+
+@main.command()
+@pass_ctx
+def demo(ctx: Context) -> None:
+    """Load the demo agency DK-761500 with patrons, items and loans (idempotent)."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.demo import DEMO_AGENCY, load_demo
+
+    _ensure_schema(ctx)
+    created = load_demo(ctx.db, system_clock)
+    for line in created:
+        click.echo(f"created {line}")
+    if not created:
+        click.echo(f"demo agency {DEMO_AGENCY} is loaded already")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--no-worker", is_flag=True, help="Serve HTTP only; run `patronlink worker` apart.")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> None:
+    """Run the HTTP server (and, unless --no-worker, the SMS worker in the same process)."""
+    import uvicorn
+
+    from patronlink.web.app import create_app
+    from patronlink.web.observability import configure_logging
+
+    settings = ctx.settings
+    configure_logging(settings.log_level, settings.log_format)
+    _ensure_schema(ctx)
+    app = create_app(settings, ctx.db, run_worker=not no_worker)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,  # our own access log redacts secrets in query strings
+        server_header=False,
+    )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver everything due now, then exit.")
+@pass_ctx
+def worker(ctx: Context, once: bool) -> None:
+    """Run the SMS dispatcher (and the import scheduler) until stopped with SIGTERM or Ctrl-C."""
+    import asyncio
+    import signal
+
+    from patronlink.services.clock import system_clock
+    from patronlink.web.observability import configure_logging
+    from patronlink.worker.runner import run_worker
+
+    settings = ctx.settings
+    configure_logging(settings.log_level, settings.log_format)
+    _ensure_schema(ctx)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stats = await run_worker(ctx.db, settings, system_clock, stop, once=once)
+        if once:
+            click.echo(
+                f"claimed {stats.claimed}, sent {stats.sent}, "
+                f"retry later {stats.retried}, error queue {stats.failed}"
+            )
+
+    asyncio.run(main_loop())
+
+
+@main.group()
+def sms() -> None:
+    """Outgoing texts and the staff error queue."""
+
+
+def _parse_time(value: str | None, option: str) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not an ISO 8601 time such as 2026-11-29T08:00+01:00", 2)
+    if parsed.tzinfo is None:
+        fail(f"{option} {value!r} needs a UTC offset, such as 2026-11-29T08:00+01:00", 2)
+    return parsed
+
+
+@sms.command("send")
+@click.option("--agency", required=True, help="Agency ISIL or number.")
+@click.option("--to", "to", required=True, help="Phone number (national or international).")
+@click.option("--text", required=True, help="The text.")
+@click.option("--at", "at", default=None, help="Send at this ISO 8601 time (with offset).")
+@pass_ctx
+def sms_send(ctx: Context, agency: str, to: str, text: str, at: str | None) -> None:
+    """Queue a text; prints its message id."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.outbox import queue_sms
+
+    _ensure_schema(ctx)
+    send_at = _parse_time(at, "--at")
+    click.echo(queue_sms(ctx.db, agency, to, text, system_clock, send_at=send_at, origin="cli"))
+
+
+def _message_filter(
+    ctx: Context,
+    agency: str | None,
+    status: tuple[str, ...],
+    code: str | None,
+    since: str | None = None,
+    ids: tuple[int, ...] = (),
+) -> Any:
+    from patronlink.domain.outbox import MessageStatus
+    from patronlink.services.agencies import require_agency
+    from patronlink.storage.outbox import MessageFilter
+
+    agency_id = None
+    if agency:
+        with ctx.db.transaction() as repos:
+            agency_id = require_agency(repos, agency).id
+    return MessageFilter(
+        agency_id=agency_id,
+        statuses=tuple(MessageStatus(s) for s in status),
+        code=code,
+        since=_parse_time(since, "--since"),
+        ids=ids,
+    )
+
+
+_STATUSES = click.Choice(["queued", "sending", "sent", "error", "cancelled"])
+
+
+@sms.command("list")
+@click.option("--agency", default=None, help="Only this agency.")
+@click.option("--status", multiple=True, type=_STATUSES, help="Only these statuses (repeatable).")
+@click.option("--code", default=None, help="Only this gateway code (e.g. 1002).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def sms_list(
+    ctx: Context,
+    agency: str | None,
+    status: tuple[str, ...],
+    code: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List texts, newest first."""
+    import json
+
+    from patronlink.services.outbox import list_messages
+
+    _ensure_schema(ctx)
+    rows = list_messages(ctx.db, _message_filter(ctx, agency, status, code), limit, 0)
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, default=str, ensure_ascii=False))
+        else:
+            reason = f"{row['last_code'] or ''} {row['last_description'] or ''}".strip()
+            click.echo(
+                f"{row['id']:>8}  {row['agency_id']:<12} {row['status']:<9} {row['to_number']:<16} "
+                f"attempts={row['attempts']}  {reason[:60]}"
+            )
+
+
+@sms.command("retry")
+@click.argument("message_ids", nargs=-1, type=int)
+@click.option(
+    "--all-errors", is_flag=True, help="Retry every text on the error queue that matches."
+)
+@click.option("--agency", default=None, help="With --all-errors: only this agency.")
+@click.option("--code", default=None, help="With --all-errors: only this gateway code.")
+@click.option(
+    "--since", default=None, help="With --all-errors: only texts created since (ISO 8601)."
+)
+@pass_ctx
+def sms_retry(
+    ctx: Context,
+    message_ids: tuple[int, ...],
+    all_errors: bool,
+    agency: str | None,
+    code: str | None,
+    since: str | None,
+) -> None:
+    """Put texts from the error queue back in the queue, due now, with fresh attempts."""
+    from patronlink.domain.outbox import MessageStatus
+    from patronlink.services.clock import system_clock
+    from patronlink.services.outbox import move_messages, move_one
+
+    _ensure_schema(ctx)
+    if all_errors == bool(message_ids):
+        fail("give message ids or --all-errors (with optional --agency, --code, --since)", 2)
+    if message_ids:
+        for message_id in message_ids:
+            move_one(ctx.db, message_id, None, MessageStatus.QUEUED, system_clock)
+            click.echo(f"{message_id} queued")
+        return
+    f = _message_filter(ctx, agency, ("error",), code, since)
+    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock)
+    click.echo(f"{len(moved)} text(s) queued again")
+
+
+@sms.command("cancel")
+@click.argument("message_ids", nargs=-1, type=int, required=True)
+@pass_ctx
+def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
+    """Cancel queued texts or texts on the error queue."""
+    from patronlink.domain.outbox import MessageStatus
+    from patronlink.services.clock import system_clock
+    from patronlink.services.outbox import move_one
+
+    _ensure_schema(ctx)
+    for message_id in message_ids:
+        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock)
+        click.echo(f"{message_id} cancelled")
+
+
+@main.group()
+def token() -> None:
+    """Staff API tokens."""
+
+
+@token.command("create")
+@click.option("--agency", default=None, help="Limit the token to this agency (default: all).")
+@click.option("--name", required=True, help="Who or what uses the token.")
+@pass_ctx
+def token_create(ctx: Context, agency: str | None, name: str) -> None:
+    """Create a staff API token and print it (it is shown only this once)."""
+    from patronlink.services.access import create_token
+    from patronlink.services.clock import system_clock
+
+    _ensure_schema(ctx)
+    click.echo(create_token(ctx.db, name, agency, system_clock))
+
+
+# --- patron import (issue 6) ------------------------------------------------------------------
+# Exit codes of `patronlink import run`: 0 succeeded, 1 failed or source unavailable (or a run of
+# the source in progress), 3 succeeded with record errors.
+EXIT_IMPORT_RECORD_ERRORS = 3
+MAX_LISTED_ERRORS = 50
+
+
+class ImportProgress:
+    """A live line on stderr: records read, records/s and the counts so far (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, counts: Any) -> None:
+        if not self.live:
+            return
+        rate = counts.records / max(time.monotonic() - self.start, 1e-6)
+        click.echo(
+            f"\r{counts.records:>10,} records {rate:>9,.0f}/s  created {counts.created:,}  "
+            f"updated {counts.updated:,}  unchanged {counts.unchanged:,}  "
+            f"failed {counts.failed:,}",
+            err=True,
+            nl=False,
+        )
+
+    def done(self) -> None:
+        if self.live:
+            click.echo("", err=True)
+
+
+def import_summary(report: Any, elapsed: float) -> list[str]:
+    c = report.counts
+    rows = [
+        ("source", report.source_id),
+        ("run", "dry run (nothing written)" if report.dry_run else str(report.run_id)),
+        ("status", report.status.value),
+        ("records", f"{c.records:,}"),
+        ("created", f"{c.created:,}"),
+        ("updated", f"{c.updated:,}"),
+        ("unchanged", f"{c.unchanged:,}"),
+        ("deactivated", f"{c.deactivated:,}"),
+        ("failed", f"{c.failed:,}"),
+        ("seconds", f"{elapsed:.1f}"),
+    ]
+    if report.message:
+        rows.append(("note", report.message))
+    width = max(len(k) for k, _ in rows)
+    return [f"{k.ljust(width)}  {v}" for k, v in rows]
+
+
+def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
+    from patronlink.domain.import_runs import RunStatus, Trigger
+    from patronlink.services.clock import system_clock
+    from patronlink.services.import_patrons import run_import
+
+    progress = ImportProgress()
+    started = time.monotonic()
+    try:
+        report = run_import(
+            ctx.db,
+            source_id,
+            trigger=Trigger.CLI,
+            clock=system_clock,
+            environ=os.environ,
+            dry_run=dry_run,
+            file=file,
+            progress=progress,
+        )
+    finally:
+        progress.done()
+    if report.dry_run:
+        for change in report.changes:
+            fields = f" ({', '.join(change.fields)})" if change.fields else ""
+            click.echo(f"would {change.action:<10} {change.patron_id}  {change.name}{fields}")
+    for error in report.errors[:MAX_LISTED_ERRORS]:
+        ext = f" [{error.external_id}]" if error.external_id else ""
+        click.echo(f"record {error.number}{ext}: {error.reason}", err=True)
+    if len(report.errors) > MAX_LISTED_ERRORS:
+        rest = len(report.errors) - MAX_LISTED_ERRORS
+        click.echo(f"... and {rest} more record errors (see the run in the API)", err=True)
+    for line in import_summary(report, time.monotonic() - started):
+        click.echo(line)
+    exit_codes = {
+        RunStatus.SUCCEEDED: 0,
+        RunStatus.SUCCEEDED_WITH_ERRORS: EXIT_IMPORT_RECORD_ERRORS,
+    }
+    sys.exit(exit_codes.get(report.status, EXIT_FAILED))
+
+
+@main.group("import")
+def import_group() -> None:
+    """Patron import from institutions' systems."""
+
+
+@import_group.command("run")
+@click.argument("source_id")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option(
+    "--file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Read the feed from this file instead of the source's URL.",
+)
+@pass_ctx
+def import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
+    """Import SOURCE_ID now. Exit 0 succeeded, 1 failed, 3 succeeded with record errors."""
+    from patronlink.web.observability import configure_logging
+
+    _ensure_schema(ctx)
+    # Logs go to stderr, so that stdout carries only the summary (and the dry run's changes).
+    configure_logging(ctx.settings.log_level, ctx.settings.log_format)
+    _import_run(ctx, source_id, dry_run, file)
+
+
+# --- end of patron import ---------------------------------------------------------------------
+
+
+# --- staff users of the web UI (issue 7) ------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Staff users of the web UI at /staff."""
+
+
+@user.command("create")
+@click.option("--username", required=True, help="The name to log in with.")
+@click.option("--agency", default=None, help="The user's agency (ISIL or number).")
+@click.option("--admin", is_flag=True, help="An administrator, who sees every agency.")
+@click.option(
+    "--language",
+    type=click.Choice(["da", "en"]),
+    default="da",
+    show_default=True,
+    help="The pages' language until the user picks another.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@pass_ctx
+def user_create(
+    ctx: Context,
+    username: str,
+    agency: str | None,
+    admin: bool,
+    language: str,
+    password_stdin: bool,
+) -> None:
+    """Create a staff user. The password is asked for (never given on the command line)."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.staff_users import create_staff_user
+
+    if admin == bool(agency):
+        fail("give either --agency ID or --admin", EXIT_USAGE)
+    _ensure_schema(ctx)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    created = create_staff_user(ctx.db, username, password, agency, system_clock, language=language)
+    scope = created.agency_id or "every agency (administrator)"
+    click.echo(f"created staff user {created.username} for {scope}")
+
+
+# --- end of staff users -----------------------------------------------------------------------
+
+
+def run() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        main(standalone_mode=True)
+    except PatronlinkError as exc:
+        fail(str(exc))
+    except OperationalError as exc:
+        fail(f"cannot use the database: {exc.orig or exc}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

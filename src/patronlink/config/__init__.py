@@ -1,0 +1,1 @@
+"""The operator's TOML configuration: schema, loading with located errors."""

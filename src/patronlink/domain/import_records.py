@@ -1,0 +1,210 @@
+"""Imported patron records: what a feed says about one person, and how it becomes a patron.
+
+A format reader (FOLIO JSON, Koha CSV) turns each entry of a feed into an ``ImportedRecord`` of raw
+text, or into a ``RecordError`` when the entry cannot even be read. ``to_patron`` validates a record
+against the domain rules (name, patron id, phone numbers, dates) and raises ``ValidationError`` with
+a reason a librarian can act on. ``changed_fields`` is the diff that decides whether a stored patron
+needs a write at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from patronlink.domain import phone
+from patronlink.domain.errors import ValidationError
+from patronlink.domain.patron import MAX_NAME, MAX_PATRON_ID, Patron, PatronStatus
+
+MAX_EXTERNAL_ID = 128
+MAX_EMAIL = 254
+
+# The patron fields an import owns. Anything else (birth date when the feed has none, PIN, staff
+# notes) is left as staff set it.
+IMPORTED_FIELDS = (
+    "patron_id",
+    "name",
+    "status",
+    "expiry_date",
+    "email",
+    "phones",
+    "sms_number",
+    "want_sms",
+    "address_lines",
+    "zip",
+    "birth_date",
+    "home_branch",
+    "source",
+    "external_id",
+    "extra",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedRecord:
+    """One entry of a feed as raw text; ``number`` is its 1-based position in the feed."""
+
+    number: int
+    external_id: str
+    patron_id: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phones: tuple[str, ...] = ()
+    sms_number: str = ""
+    want_sms: bool = False
+    active: bool = True
+    expiry: str = ""
+    birth_date: str = ""
+    home_branch: str = ""
+    address_lines: tuple[str, ...] = ()
+    zip: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def digest(self) -> str:
+        """A fingerprint of everything the record says (its position excluded).
+
+        Two runs that see the same digest for a patron need not look any further: the feed says
+        what it said when the patron was last written.
+        """
+        values = (
+            self.external_id, self.patron_id, self.first_name, self.last_name, self.email,
+            self.phones, self.sms_number, self.want_sms, self.active, self.expiry,
+            self.birth_date, self.home_branch, self.address_lines, self.zip, self.extra,
+        )  # fmt: skip
+        return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A record that was not imported, with the reason; ``number`` is its position in the feed."""
+
+    number: int
+    reason: str
+    external_id: str | None = None
+
+
+def fingerprint(kind: str, raw: object) -> str:
+    """A digest of an entry of a feed as the reader got it (``repr`` of the parsed JSON value).
+
+    Everything a record is read from is in ``raw``, so an equal fingerprint means an equal
+    record; a difference the record does not see (key order, an ignored field) only costs a
+    comparison field by field. ``kind`` keeps the digests of different readings apart.
+    """
+    return hashlib.blake2b(f"{kind}:{raw!r}".encode(), digest_size=16).hexdigest()
+
+
+# Not frozen: one is built for every entry of a feed, and a frozen dataclass sets each field
+# through object.__setattr__ (several times slower).
+@dataclass(slots=True)
+class PendingRecord:
+    """An entry of a feed known by its external id and fingerprint, not yet read into a record.
+
+    Most entries of a scheduled run are unchanged: their fingerprint equals the digest stored
+    when the patron was last written, and they are never read further (no record, no
+    validation, no phone numbers). ``read`` gives the record (or the reason there is none) for
+    the others; its external id is ``external_id``.
+    """
+
+    number: int
+    external_id: str
+    fingerprint: str
+    raw: Any
+    reader: Callable[[int, Any], ImportedRecord | RecordError]
+
+    def read(self) -> ImportedRecord | RecordError:
+        return self.reader(self.number, self.raw)
+
+
+FeedItem = ImportedRecord | RecordError | PendingRecord
+
+
+def parse_date(text: str, what: str) -> dt.date | None:
+    """An ISO date, or the date part of an ISO timestamp (FOLIO sends ``2027-06-30T00:00:00Z``)."""
+    text = text.strip()
+    if not text:
+        return None
+    head, tail = text[:10], text[10:]
+    try:
+        if tail and tail[0] not in "T ":
+            raise ValueError(text)
+        return dt.date.fromisoformat(head)
+    except ValueError:
+        raise ValidationError(f"{what} {text!r} is not a date (YYYY-MM-DD)", field=what) from None
+
+
+def to_patron(
+    record: ImportedRecord, *, agency_id: str, country_code: str, source_id: str
+) -> Patron:
+    """The patron a record describes; ``ValidationError`` says why it cannot be one."""
+    if not record.external_id:
+        raise ValidationError("the record has no external id", field="external_id")
+    if len(record.external_id) > MAX_EXTERNAL_ID:
+        raise ValidationError(
+            f"external id is longer than {MAX_EXTERNAL_ID} characters", field="external_id"
+        )
+    patron_id = record.patron_id.strip()
+    if not patron_id:
+        raise ValidationError("the record has no patron id (card number)", field="patron_id")
+    if len(patron_id) > MAX_PATRON_ID:
+        raise ValidationError(
+            f"patron id is longer than {MAX_PATRON_ID} characters", field="patron_id"
+        )
+    name = " ".join(part for part in (record.first_name.strip(), record.last_name.strip()) if part)
+    if not name:
+        raise ValidationError("the record has no name", field="name")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"name is longer than {MAX_NAME} characters", field="name")
+    email = record.email.strip()
+    if len(email) > MAX_EMAIL:
+        raise ValidationError(f"email is longer than {MAX_EMAIL} characters", field="email")
+    # One record often gives the same mobile number as a phone and as the SMS number; libphonenumber
+    # is the slowest step of an import, so each distinct text is parsed once.
+    seen: dict[str, str] = {}
+
+    def normalise(raw: str, field: str) -> str:
+        if raw not in seen:
+            seen[raw] = phone.normalise(raw, country_code, field=field)
+        return seen[raw]
+
+    phones = tuple(
+        dict.fromkeys(
+            normalise(p, f"phones[{i}]") for i, p in enumerate(record.phones) if p.strip()
+        )
+    )
+    sms = normalise(record.sms_number, "sms_number") if record.sms_number.strip() else None
+    return Patron(
+        agency_id=agency_id,
+        patron_id=patron_id,
+        name=name,
+        status=PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
+        expiry_date=parse_date(record.expiry, "expiry date"),
+        email=email or None,
+        phones=phones,
+        sms_number=sms,
+        want_sms=record.want_sms and (sms is not None or bool(phones)),
+        address_lines=tuple(line.strip() for line in record.address_lines if line.strip()),
+        zip=record.zip.strip() or None,
+        birth_date=parse_date(record.birth_date, "birth date"),
+        home_branch=record.home_branch.strip() or None,
+        source=source_id,
+        external_id=record.external_id,
+        extra=dict(record.extra),
+    )
+
+
+def merge(stored: Patron, imported: Patron) -> Patron:
+    """The stored patron with the imported fields applied (a birth date the feed lacks is kept)."""
+    changes = {name: getattr(imported, name) for name in IMPORTED_FIELDS}
+    if imported.birth_date is None:
+        changes["birth_date"] = stored.birth_date
+    return dataclasses.replace(stored, **changes)
+
+
+def changed_fields(stored: Patron, wanted: Patron) -> tuple[str, ...]:
+    """The names of the imported fields whose values differ, in a fixed order."""
+    return tuple(name for name in IMPORTED_FIELDS if getattr(stored, name) != getattr(wanted, name))

@@ -1,0 +1,323 @@
+"""Patron import runs: claim the source, read the feed, synchronise, record the outcome.
+
+A run has two phases. ``start_run`` claims the source (one run per source at a time) and records
+the run as ``running``; ``execute_run`` opens the source, synchronises inside one transaction and
+records the outcome. A source that is down, refuses us, times out or sends a malformed or truncated
+body ends the run as ``source_unavailable`` or ``failed`` with the reason, and because the
+transaction is rolled back, with no patron changed. Records that fail validation are kept with
+their position and reason and do not stop the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from patronlink.domain.errors import (
+    ConfigError,
+    ImportInProgress,
+    NotFound,
+    SourceFormatError,
+    SourceUnavailable,
+)
+from patronlink.domain.import_records import RecordError
+from patronlink.domain.import_runs import (
+    DeactivationRules,
+    RunCounts,
+    RunStatus,
+    Trigger,
+    final_status,
+)
+from patronlink.services.clock import Clock
+from patronlink.services.import_sync import Change, Synchroniser
+from patronlink.services.secrets import resolve
+from patronlink.sources.registry import build_source, open_reader
+from patronlink.storage.database import Database
+from patronlink.storage.import_runs import ImportRunRepository, SourceStateRepository
+
+# How long a run holds its source before another may take it over (a process that died mid-run
+# must not block its source for ever). Longer than any import we have measured by far.
+LEASE = dt.timedelta(hours=2)
+
+log = structlog.get_logger("patronlink.import")
+
+Progress = Callable[[RunCounts], None]
+
+
+@dataclass
+class RunReport:
+    source_id: str
+    status: RunStatus
+    counts: RunCounts
+    run_id: int | None = None  # None for a dry run, which records nothing
+    message: str | None = None
+    errors: list[RecordError] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    dry_run: bool = False
+
+
+class RunObserver:
+    """Called once per finished run (metrics); the default does nothing."""
+
+    def finished(self, report: RunReport) -> None:
+        """Count or log a finished run."""
+
+
+@dataclass(frozen=True)
+class _Source:
+    id: str
+    agency_id: str
+    country_code: str
+    settings: dict[str, Any]
+
+
+def _source(db: Database, source_id: str) -> _Source:
+    with db.transaction() as repos:
+        found = repos.import_sources.get(source_id)
+        if found is None:
+            raise NotFound(f"import source {source_id!r} does not exist")
+        agency_id, settings = found
+        agency = repos.agencies.get(agency_id)
+        if agency is None:
+            raise NotFound(f"agency {agency_id!r} of import source {source_id!r} does not exist")
+    return _Source(source_id, agency_id, agency.country_code, settings)
+
+
+def source_agency(db: Database, source_id: str) -> str:
+    """The agency an import source belongs to (``NotFound`` when there is no such source)."""
+    with db.transaction() as repos:
+        found = repos.import_sources.get(source_id)
+    if found is None:
+        raise NotFound(f"import source {source_id!r} does not exist")
+    return found[0]
+
+
+class _NotClaimed(Exception):
+    pass
+
+
+def start_run(
+    db: Database,
+    source_id: str,
+    trigger: Trigger,
+    clock: Clock,
+    *,
+    due_at: dt.datetime | None = None,
+) -> int | None:
+    """Record a run of the source as ``running`` and hold the source for it; returns its id.
+
+    Raises ``ImportInProgress`` when another run holds the source. With ``due_at`` (the scheduler)
+    it returns None instead, and also when that due time was claimed already by another process.
+    """
+    source = _source(db, source_id)
+    now = clock()
+    try:
+        with db.transaction() as repos:
+            state = SourceStateRepository(repos.conn)
+            state.ensure(source_id)
+            run_id = ImportRunRepository(repos.conn).add(
+                source_id, source.agency_id, trigger, now, due_at
+            )
+            if not state.claim(source_id, run_id, now, now + LEASE, due_at):
+                raise _NotClaimed
+    except _NotClaimed:
+        if due_at is not None:
+            return None
+        raise ImportInProgress(f"a run of import source {source_id!r} is in progress") from None
+    return run_id
+
+
+def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    auth = settings.get("auth") or {"type": "none"}
+    return {k: resolve(v, environ) if isinstance(v, str) else str(v) for k, v in auth.items()}
+
+
+def _synchronise(
+    db: Database,
+    source: _Source,
+    *,
+    clock: Clock,
+    environ: Mapping[str, str],
+    dry_run: bool,
+    file: Path | None,
+    progress: Progress | None,
+) -> RunReport:
+    settings = source.settings
+    configured = settings.get("deactivate_missing")
+    feed = build_source(
+        settings["url"],
+        _resolved_auth(settings, environ),
+        connect_timeout=float(settings.get("connect_timeout", 10.0)),
+        read_timeout=float(settings.get("read_timeout", 120.0)),
+        file=file,
+    )
+    with feed.open() as stream, db.engine.connect() as conn:
+        reader = open_reader(settings["format"], stream, read_flag=configured is None)
+        transaction = conn.begin()
+        sync = Synchroniser(
+            conn,
+            agency_id=source.agency_id,
+            country_code=source.country_code,
+            source_id=source.id,
+            now=clock(),
+            collect_changes=dry_run,
+            progress=progress,
+        )
+        try:
+            for item in reader.entries():
+                sync.add(item)
+            enabled = configured if configured is not None else reader.deactivate_missing
+            sync.finish(
+                DeactivationRules(
+                    enabled=True if enabled is None else bool(enabled),
+                    max_fraction=float(settings.get("max_deactivate_fraction", 0.1)),
+                    after_missing_runs=int(settings.get("deactivate_after_missing_runs", 1)),
+                )
+            )
+            sync.close()
+        except BaseException:
+            # The store may still be writing in the background: wait for it (its own error
+            # would only hide this one) before the rollback uses the connection.
+            with contextlib.suppress(Exception):
+                sync.close()
+            transaction.rollback()
+            raise
+        if dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+    notes = [*reader.notes, *([sync.note] if sync.note else [])]
+    if sync.counts.records == 0:
+        notes.append("the feed has no records")
+    return RunReport(
+        source_id=source.id,
+        status=final_status(sync.counts),
+        counts=sync.counts,
+        message="; ".join(notes) or None,
+        errors=sync.errors,
+        changes=sync.changes,
+        dry_run=dry_run,
+    )
+
+
+def _attempt(
+    db: Database,
+    source: _Source,
+    *,
+    clock: Clock,
+    environ: Mapping[str, str],
+    dry_run: bool,
+    file: Path | None,
+    progress: Progress | None,
+) -> RunReport:
+    """Synchronise, turning every way a source can fail into a report with no patron changed."""
+
+    def failed(status: RunStatus, reason: str) -> RunReport:
+        return RunReport(source.id, status, RunCounts(), message=reason, dry_run=dry_run)
+
+    try:
+        return _synchronise(
+            db,
+            source,
+            clock=clock,
+            environ=environ,
+            dry_run=dry_run,
+            file=file,
+            progress=progress,
+        )
+    except SourceUnavailable as exc:
+        return failed(RunStatus.SOURCE_UNAVAILABLE, str(exc))
+    except (SourceFormatError, ConfigError) as exc:
+        return failed(RunStatus.FAILED, str(exc))
+    except Exception as exc:
+        log.exception("import run crashed", source=source.id)
+        return failed(RunStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def execute_run(
+    db: Database,
+    run_id: int,
+    *,
+    clock: Clock,
+    environ: Mapping[str, str],
+    file: Path | None = None,
+    progress: Progress | None = None,
+    observer: RunObserver | None = None,
+) -> RunReport:
+    """Run a started run to its end, record the outcome and release the source."""
+    with db.transaction() as repos:
+        row = ImportRunRepository(repos.conn).get(run_id)
+    if row is None:
+        raise NotFound(f"import run {run_id} does not exist")
+    try:
+        report = _attempt(
+            db,
+            _source(db, row.source_id),
+            clock=clock,
+            environ=environ,
+            dry_run=False,
+            file=file,
+            progress=progress,
+        )
+    except NotFound as exc:  # the source was removed after the run started
+        report = RunReport(row.source_id, RunStatus.FAILED, RunCounts(), message=str(exc))
+    report.run_id = run_id
+    with db.transaction() as repos:
+        runs = ImportRunRepository(repos.conn)
+        runs.finish(run_id, report.status, report.counts, report.message, clock())
+        runs.add_errors(run_id, report.errors)
+        SourceStateRepository(repos.conn).release(row.source_id, run_id)
+    event = log.info if report.status.value.startswith("succeeded") else log.warning
+    event(
+        "import run finished",
+        run_id=run_id,
+        source=row.source_id,
+        trigger=row.trigger.value,
+        status=report.status.value,
+        reason=report.message,
+        records=report.counts.records,
+        created=report.counts.created,
+        updated=report.counts.updated,
+        unchanged=report.counts.unchanged,
+        deactivated=report.counts.deactivated,
+        failed=report.counts.failed,
+    )
+    if observer is not None:
+        observer.finished(report)
+    return report
+
+
+def run_import(
+    db: Database,
+    source_id: str,
+    *,
+    trigger: Trigger,
+    clock: Clock,
+    environ: Mapping[str, str],
+    dry_run: bool = False,
+    file: Path | None = None,
+    progress: Progress | None = None,
+    observer: RunObserver | None = None,
+) -> RunReport:
+    """Run an import now. A dry run records nothing, holds no lock and changes no patron."""
+    if dry_run:
+        return _attempt(
+            db,
+            _source(db, source_id),
+            clock=clock,
+            environ=environ,
+            dry_run=True,
+            file=file,
+            progress=progress,
+        )
+    run_id = start_run(db, source_id, trigger, clock)
+    assert run_id is not None  # without a due time, start_run raises rather than return None
+    return execute_run(
+        db, run_id, clock=clock, environ=environ, file=file, progress=progress, observer=observer
+    )

@@ -1,0 +1,57 @@
+"""Reading import runs for staff: runs in an agency's scope, one run with its record errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from patronlink.domain.errors import NotFound
+from patronlink.domain.import_records import RecordError
+from patronlink.storage.database import Database
+from patronlink.storage.import_runs import ImportRunRepository, RunRow
+from patronlink.storage.overview import OverviewQueries
+
+
+@dataclass(frozen=True)
+class SourceView:
+    id: str
+    agency_id: str
+    settings: dict[str, Any]
+    last_run: RunRow | None
+
+
+def sources(db: Database, agency_id: str | None) -> list[SourceView]:
+    with db.transaction() as repos:
+        last = OverviewQueries(repos.conn).last_run_per_source(agency_id)
+        return [
+            SourceView(source_id, agency, settings, last.get(source_id))
+            for source_id, agency, settings in repos.import_sources.list(agency_id)
+        ]
+
+
+def recent_runs(
+    db: Database, agency_id: str | None, source_id: str | None = None, limit: int = 50
+) -> list[RunRow]:
+    with db.transaction() as repos:
+        return OverviewQueries(repos.conn).runs(agency_id, source_id=source_id, limit=limit)
+
+
+def run_with_errors(
+    db: Database, run_id: int, agency_id: str | None, *, limit: int = 1000
+) -> tuple[RunRow, list[RecordError]]:
+    """One run and its first record errors; another agency's run is reported as not found."""
+    with db.transaction() as repos:
+        runs = ImportRunRepository(repos.conn)
+        run = runs.get(run_id)
+        if run is None or (agency_id is not None and run.agency_id != agency_id):
+            raise NotFound(f"import run {run_id} does not exist")
+        return run, runs.errors(run_id, limit=limit)
+
+
+def source_in_scope(db: Database, source_id: str, agency_id: str | None) -> str:
+    """The source's agency; ``NotFound`` when there is no such source in the caller's scope."""
+    with db.transaction() as repos:
+        found = repos.import_sources.get(source_id)
+    if found is None or (agency_id is not None and found[0] != agency_id):
+        raise NotFound(f"import source {source_id!r} does not exist")
+    return found[0]

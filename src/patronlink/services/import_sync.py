@@ -1,0 +1,286 @@
+"""The synchronisation of one feed into the patrons of one source, inside the caller's transaction.
+
+Records arrive one at a time and are handled in batches: one query matches a batch by (source,
+external id), a second falls back to the patron id for those not found, and the writes of a batch
+are a handful of bulk statements. An entry whose fingerprint equals the digest stored when the
+patron was last written is unchanged and costs no reading, no validation and no write; any other
+record is validated, merged into the stored patron and written only when a field differs.
+
+The caller owns the transaction: committing it applies the run, rolling it back (a source that
+fails midway, a dry run) leaves every patron as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from patronlink.domain.errors import ValidationError
+from patronlink.domain.import_records import (
+    FeedItem,
+    ImportedRecord,
+    PendingRecord,
+    RecordError,
+    changed_fields,
+    merge,
+    to_patron,
+)
+from patronlink.domain.import_runs import DeactivationRules, RunCounts, plan_deactivation
+from patronlink.domain.patron import Patron
+from patronlink.storage.imports import ImportStore, Known
+
+BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a run does (or, dry, would do) to one patron."""
+
+    action: str  # create | update | deactivate
+    patron_id: str
+    name: str
+    fields: tuple[str, ...] = ()
+
+
+class Synchroniser:
+    """Feed it every item of a feed with ``add``, then call ``finish`` once."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        agency_id: str,
+        country_code: str,
+        source_id: str,
+        now: dt.datetime,
+        collect_changes: bool = False,
+        progress: Callable[[RunCounts], None] | None = None,
+        batch_size: int = BATCH,
+    ) -> None:
+        self._store = ImportStore(conn)
+        self._agency_id = agency_id
+        self._country_code = country_code
+        self._source_id = source_id
+        self._now = now
+        self._collect = collect_changes
+        self._progress = progress
+        self._batch_size = batch_size
+        self._batch: list[FeedItem] = []
+        # Memory grows with the feed only through these two sets (a million entries is well
+        # under 150 MB); everything else is per batch.
+        self._seen_external: set[str] = set()
+        self._seen_pks: set[int] = set()
+        self.counts = RunCounts()
+        self.errors: list[RecordError] = []
+        self.changes: list[Change] = []
+        self.note: str | None = None
+        # Entries read and validated ahead, by number (see ``_read_ahead``).
+        self._ready: dict[int, tuple[ImportedRecord | RecordError, Patron | ValidationError]] = {}
+
+    def close(self) -> None:
+        """Wait for the store's background writes; call before the transaction ends."""
+        self._store.close()
+
+    def add(self, item: FeedItem) -> None:
+        # Everything, errors included, goes through the batch so that each item is judged in
+        # feed order (duplicates, errors) when its batch is applied.
+        self.counts.records += 1
+        self._batch.append(item)
+        if len(self._batch) >= self._batch_size:
+            self.flush()
+
+    def _fail(self, error: RecordError) -> None:
+        self.counts.failed += 1
+        self.errors.append(error)
+
+    def flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._apply(batch)
+        if self._progress is not None:
+            self._progress(self.counts)
+
+    def _patron(self, record: ImportedRecord) -> Patron | ValidationError:
+        try:
+            return to_patron(
+                record,
+                agency_id=self._agency_id,
+                country_code=self._country_code,
+                source_id=self._source_id,
+            )
+        except ValidationError as exc:
+            return exc
+
+    def _read_ahead(self, batch: list[FeedItem]) -> None:
+        """Read and validate entries while the store still writes the previous batch.
+
+        The writes of a first import run in the background (PostgreSQL); instead of waiting for
+        them, the entries of this batch are read into records and patrons, which the matching
+        would mostly need anyway. Only while the writes last, so an unchanged run, which writes
+        nothing, reads nothing ahead.
+        """
+        for item in batch:
+            if not self._store.writing():
+                return
+            if isinstance(item, PendingRecord):
+                record = item.read()
+                patron = (
+                    self._patron(record)
+                    if isinstance(record, ImportedRecord)
+                    else ValidationError("")
+                )
+                self._ready[item.number] = (record, patron)
+
+    def _apply(self, batch: list[FeedItem]) -> None:
+        self._ready.clear()
+        self._read_ahead(batch)
+        known = self._store.by_external_id(
+            self._agency_id,
+            self._source_id,
+            [i.external_id for i in batch if not isinstance(i, RecordError)],
+        )
+        candidates: list[tuple[ImportedRecord, str, Known | None, Patron]] = []
+        seen = self._seen_external
+        for item in batch:
+            if isinstance(item, RecordError):
+                self._fail(item)
+                continue
+            external_id = item.external_id
+            if external_id in seen:
+                self._fail(
+                    RecordError(
+                        item.number,
+                        f"external id {external_id!r} appears more than once in the feed",
+                        external_id,
+                    )
+                )
+                continue
+            match = known.get(external_id)
+            digest = item.fingerprint if isinstance(item, PendingRecord) else item.digest()
+            if match is not None and match.digest == digest and match.missing_runs == 0:
+                # The feed says what it said when the patron was last written. A pending entry
+                # is never even read into a record: this is most of a scheduled run.
+                seen.add(external_id)
+                self.counts.unchanged += 1
+                self._seen_pks.add(match.pk)
+                continue
+            ready = self._ready.get(item.number) if isinstance(item, PendingRecord) else None
+            if ready is not None:
+                record, patron = ready
+            else:
+                record = item.read() if isinstance(item, PendingRecord) else item
+            if isinstance(record, RecordError):
+                self._fail(record)
+                continue
+            seen.add(external_id)
+            if ready is None:
+                patron = self._patron(record)
+            if isinstance(patron, ValidationError):
+                if match is not None:
+                    self._seen_pks.add(match.pk)
+                self._fail(RecordError(record.number, str(patron), record.external_id))
+                continue
+            candidates.append((record, digest, match, patron))
+        if candidates:
+            self._write(candidates)
+
+    def _write(self, candidates: list[tuple[ImportedRecord, str, Known | None, Patron]]) -> None:
+        lookups = [
+            p.patron_id for _, _, k, p in candidates if k is None or k.patron_id != p.patron_id
+        ]
+        by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
+        claimed: set[str] = set()
+        creates: list[tuple[Patron, str]] = []
+        updates: list[tuple[ImportedRecord, str, Known, Patron]] = []
+        for record, digest, match, patron in candidates:
+            other = by_patron_id.get(patron.patron_id)
+            reason = None
+            if patron.patron_id in claimed:
+                reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
+            elif match is None and other is None:
+                creates.append((patron, digest))
+            elif match is None and other is not None:
+                if other.pk in self._seen_pks:
+                    reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
+                elif other.external_id is not None and other.source != self._source_id:
+                    reason = (
+                        f"patron id {patron.patron_id!r} belongs to a patron of import source "
+                        f"{other.source!r}"
+                    )
+                else:
+                    # Fall back to the patron id: a patron registered by hand (or re-keyed by the
+                    # institution) is taken over by this source rather than duplicated.
+                    updates.append((record, digest, other, patron))
+            elif match is not None and other is not None and other.pk != match.pk:
+                reason = f"patron id {patron.patron_id!r} is taken by another patron"
+            elif match is not None:
+                updates.append((record, digest, match, patron))
+            if reason is not None:
+                if match is not None:
+                    self._seen_pks.add(match.pk)
+                self._fail(RecordError(record.number, reason, record.external_id))
+            else:
+                claimed.add(patron.patron_id)
+        self._create(creates)
+        self._update(updates)
+
+    def _create(self, creates: list[tuple[Patron, str]]) -> None:
+        if not creates:
+            return
+        pks = self._store.create(creates, self._now)
+        self._seen_pks.update(pks)
+        self.counts.created += len(pks)
+        if self._collect:
+            self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
+
+    def _update(self, updates: list[tuple[ImportedRecord, str, Known, Patron]]) -> None:
+        if not updates:
+            return
+        stored = self._store.load([k.pk for _, _, k, _ in updates])
+        writes: list[tuple[int, Patron]] = []
+        states: list[tuple[int, str | None, int]] = []
+        for _, digest, known, imported in updates:
+            self._seen_pks.add(known.pk)
+            wanted = merge(stored[known.pk], imported)
+            fields = changed_fields(stored[known.pk], wanted)
+            if fields:
+                writes.append((known.pk, wanted))
+                self.counts.updated += 1
+                if self._collect:
+                    self.changes.append(Change("update", wanted.patron_id, wanted.name, fields))
+            else:
+                self.counts.unchanged += 1
+            if fields or known.digest != digest or known.missing_runs or not known.has_state:
+                states.append((known.pk, digest, 0))
+        self._store.update(writes, self._now)
+        self._store.set_state(states)
+
+    def finish(self, rules: DeactivationRules) -> None:
+        """Apply the last batch, then count and deactivate the missing patrons when it is safe."""
+        self.flush()
+        self.errors.sort(key=lambda e: e.number)
+        population = 0
+        missing: dict[int, int] = {}
+        for pk, runs in self._store.population(self._agency_id, self._source_id):
+            population += 1
+            if pk not in self._seen_pks:
+                missing[pk] = runs
+        plan = plan_deactivation(
+            rules,
+            records=self.counts.records,
+            failed=self.counts.failed,
+            population=population,
+            missing=missing,
+        )
+        self.note = plan.skipped
+        if not plan.counting:
+            return
+        self._store.count_missing(plan.counting)
+        self._store.deactivate(plan.deactivate, self._now)
+        self.counts.deactivated = len(plan.deactivate)
+        if self._collect and plan.deactivate:
+            gone = self._store.load(plan.deactivate)
+            self.changes.extend(Change("deactivate", p.patron_id, p.name) for p in gone.values())

@@ -1,0 +1,67 @@
+"""Staff users of the web UI: create one, check a login, remember the chosen language."""
+
+from __future__ import annotations
+
+import re
+
+from patronlink.domain.errors import Conflict, ValidationError
+from patronlink.services.agencies import require_agency
+from patronlink.services.clock import Clock
+from patronlink.services.secrets import hash_password, verify_password
+from patronlink.storage.database import Database
+from patronlink.storage.staff_users import StaffUser, StaffUserRepository
+
+LANGUAGES = ("da", "en")
+MIN_PASSWORD_LENGTH = 10
+_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+def create_staff_user(
+    db: Database,
+    username: str,
+    password: str,
+    agency_ref: str | None,
+    clock: Clock,
+    *,
+    language: str = "da",
+) -> StaffUser:
+    """A user of one agency, or an administrator of all when ``agency_ref`` is None."""
+    username = username.strip()
+    if not _USERNAME.match(username):
+        raise ValidationError("a user name is 1-64 letters, digits or . _ @ -", field="username")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if language not in LANGUAGES:
+        raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    password_hash = hash_password(password)  # slow on purpose: outside the transaction
+    with db.transaction() as repos:
+        agency_id = require_agency(repos, agency_ref).id if agency_ref else None
+        users = StaffUserRepository(repos.conn)
+        if users.exists(username):
+            raise Conflict(f"staff user {username!r} exists already")
+        user_id = users.add(username, password_hash, agency_id, language, clock())
+    return StaffUser(user_id, username, agency_id, language)
+
+
+def check_login(db: Database, username: str, password: str) -> StaffUser | None:
+    """The user when the password is right; None otherwise, in the same time either way."""
+    with db.transaction() as repos:
+        found = StaffUserRepository(repos.conn).credentials(username.strip())
+    # argon2 runs outside the transaction: it must not hold SQLite's write lock.
+    if not verify_password(found[1] if found else None, password) or found is None:
+        return None
+    return found[0]
+
+
+def get_staff_user(db: Database, user_id: int) -> StaffUser | None:
+    with db.transaction() as repos:
+        return StaffUserRepository(repos.conn).get(user_id)
+
+
+def remember_language(db: Database, user_id: int, language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    with db.transaction() as repos:
+        StaffUserRepository(repos.conn).set_language(user_id, language)

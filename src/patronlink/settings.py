@@ -1,0 +1,73 @@
+"""Deployment settings, read from ``PATRONLINK_*`` environment variables.
+
+Built once at start-up (``Settings()``) by the CLI and passed down; nothing reads the environment at
+import time. What libraries configure (agencies, gateways, users, sources) lives in the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PATRONLINK_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; SQLite under ./var/ by default, "
+        "postgresql+psycopg://user@host/db for several processes",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    default_agency: str | None = Field(
+        default=None,
+        description="agency served at /rest-dlf/patron/ (the Aleph path without an agency id)",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
+    dispatch_max_in_flight: int = Field(default=256, ge=1, le=10000)
+    dispatch_lease_seconds: float = Field(default=300.0, gt=0)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    retry_base_seconds: float = Field(default=30.0, ge=0)
+    retry_cap_seconds: float = Field(default=3600.0, ge=0)
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+    inbound_failures_before_throttle: int = Field(default=5, ge=1)
+    inbound_throttle_seconds: int = Field(default=60, ge=1)
+    # Staff web UI (docs/staff-ui.md). Without a secret key one is made at start-up, and every
+    # staff session ends when the process restarts (and differs between processes).
+    secret_key: str | None = Field(
+        default=None, min_length=32, description="signs the staff UI's session cookie"
+    )
+    cookie_secure: bool = Field(
+        default=False, description="send the staff session cookie over HTTPS only"
+    )
+    staff_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    staff_login_failures_before_throttle: int = Field(default=5, ge=1)
+    staff_login_throttle_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_postgres_scheme(cls, value: str) -> str:
+        # Operators paste libpq-style URLs; SQLAlchemy would pick psycopg2, which we do not ship.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[-1]
+        return None if path in ("", ":memory:") else Path(path)

@@ -1,0 +1,1 @@
+"""Patron-import sources (http, file) and formats (folio-json, koha-csv)."""

@@ -1,0 +1,41 @@
+"""The ports of patron import: where a feed's bytes come from, and how a format reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Protocol
+
+from patronlink.domain.import_records import FeedItem, ImportedRecord, RecordError
+
+
+class PatronSource(Protocol):
+    """Where a feed comes from (an HTTP(S) service, a file).
+
+    ``open()`` connects and checks the answer before it yields a binary stream of the body, so that
+    an unavailable source fails before any transaction starts. Reading the stream may still raise
+    ``SourceUnavailable`` (the connection drops, a read times out); nothing else escapes.
+    """
+
+    description: str
+
+    def open(self) -> AbstractContextManager[IO[bytes]]: ...
+
+
+class FeedReader(Protocol):
+    """One format's reader over one open stream.
+
+    ``records()`` yields every entry in feed order, as a record or as the reason it could not be
+    read, and raises ``SourceFormatError`` when the body itself is malformed or truncated. After
+    it is exhausted, ``deactivate_missing`` is what the feed itself asks for (None: it does not
+    say) and ``notes`` what the operator should know (unknown columns, ...).
+    """
+
+    deactivate_missing: bool | None
+    notes: list[str]
+
+    def records(self) -> Iterator[ImportedRecord | RecordError]: ...
+
+    def entries(self) -> Iterator[FeedItem]:
+        """``records``, where the reader may leave entries pending (``PendingRecord``)."""
+        ...

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories returning domain objects, Alembic migrations."""

@@ -1,0 +1,23 @@
+"""Alembic environment: the engine comes from ``patronlink.storage.migrate``, never from a file."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Engine
+
+from patronlink.storage.tables import metadata
+
+engine = context.config.attributes.get("engine")
+if not isinstance(engine, Engine):  # pragma: no cover - only reachable by running alembic by hand
+    raise RuntimeError("run migrations with `patronlink db upgrade`")
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTERs by table copy
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,316 @@
+"""The outbox table: queueing, the claim with a lease, batched outcomes, and the staff views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
+
+from patronlink.domain.outbox import MessageStatus
+from patronlink.storage.tables import message_attempts, messages
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    agency_id: str
+    to_number: str
+    text: str
+    encoding: str
+    segments: int
+    origin: str
+    send_at: dt.datetime
+    # When the dispatcher may pick it up: send_at, or now for a gateway that schedules itself.
+    next_attempt_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: int
+    agency_id: str
+    to_number: str
+    text: str
+    attempts: int  # including the attempt this claim starts
+    send_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt ended in, and where the message goes next."""
+
+    message_id: int
+    status: MessageStatus  # sent | queued | error
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    driver: str
+    attempt_outcome: str  # sent | buffered | temporary | permanent
+    next_attempt_at: dt.datetime | None = None
+    http_status: int | None = None
+    code: str | None = None
+    description: str | None = None
+    gateway_message_id: str | None = None
+    buffered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    agency_id: str | None = None
+    statuses: tuple[MessageStatus, ...] = ()
+    to_number: str | None = None
+    code: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    ids: tuple[int, ...] = ()
+
+
+# The claim, as one visible statement, run twice: first for texts whose lease expired (a worker
+# died while sending them), then for queued texts that are due. Each half walks its own index in
+# order and stops at the limit; one statement with an OR would collect every due text and sort.
+# PostgreSQL: rows locked by another worker's claim are skipped rather than waited for. SQLite:
+# the whole database is locked by BEGIN IMMEDIATE, so the statement without the clause is
+# already exclusive.
+_CLAIM = """
+UPDATE messages
+   SET status = 'sending', lease_until = :lease_until, lease_owner = :owner,
+       attempts = attempts + 1, updated_at = :now
+ WHERE id IN (
+       SELECT id FROM messages
+        WHERE {due}
+        ORDER BY {order}
+        LIMIT :limit
+        {lock})
+RETURNING id, agency_id, to_number, text, attempts, send_at
+"""
+_EXPIRED = {"due": "status = 'sending' AND lease_until < :now", "order": "lease_until, id"}
+_QUEUED = {"due": "status = 'queued' AND next_attempt_at <= :now", "order": "next_attempt_at, id"}
+CLAIM_POSTGRESQL = tuple(
+    _CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part) for part in (_EXPIRED, _QUEUED)
+)
+CLAIM_SQLITE = tuple(_CLAIM.format(lock="", **part) for part in (_EXPIRED, _QUEUED))
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):  # SQLite text result of a raw statement
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _bind_time(conn: Connection, value: dt.datetime) -> Any:
+    # Raw SQL bypasses the UTCDateTime column type: bind what that type would store. SQLite
+    # compares the stored text, so the format must be SQLAlchemy's to the microsecond.
+    value = value.astimezone(dt.UTC)
+    if conn.dialect.name == "sqlite":
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+class OutboxRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def enqueue(self, new: Sequence[NewMessage], now: dt.datetime) -> list[int]:
+        if not new:
+            return []
+        rows = [
+            {
+                "agency_id": m.agency_id,
+                "to_number": m.to_number,
+                "text": m.text,
+                "encoding": m.encoding,
+                "segments": m.segments,
+                "status": MessageStatus.QUEUED.value,
+                "origin": m.origin,
+                "send_at": m.send_at,
+                "next_attempt_at": m.next_attempt_at or m.send_at,
+                "attempts": 0,
+                "buffered": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for m in new
+        ]
+        if len(rows) == 1:
+            return [
+                int(
+                    self._conn.execute(insert(messages).returning(messages.c.id), rows).scalar_one()
+                )
+            ]
+        result = self._conn.execute(
+            insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(r) for r in result.scalars()]
+
+    def claim(
+        self, now: dt.datetime, lease_until: dt.datetime, owner: str, limit: int
+    ) -> list[ClaimedMessage]:
+        statements = CLAIM_POSTGRESQL if self._conn.dialect.name == "postgresql" else CLAIM_SQLITE
+        params = {
+            "now": _bind_time(self._conn, now),
+            "lease_until": _bind_time(self._conn, lease_until),
+            "owner": owner,
+        }
+        rows: list[Any] = []
+        for statement in statements:
+            if len(rows) >= limit:
+                break
+            rows += self._conn.execute(
+                text(statement), {**params, "limit": limit - len(rows)}
+            ).all()
+        return [
+            ClaimedMessage(
+                id=int(r.id),
+                agency_id=r.agency_id,
+                to_number=r.to_number,
+                text=r.text,
+                attempts=int(r.attempts),
+                send_at=_utc(r.send_at),
+            )
+            for r in sorted(rows, key=lambda r: int(r.id))  # RETURNING has no order of its own
+        ]
+
+    def record(self, outcomes: Sequence[Outcome], owner: str) -> int:
+        """Store a batch of outcomes; returns how many messages this worker still held.
+
+        A message whose lease expired and was claimed by another worker meanwhile is not
+        overwritten (its attempt is still recorded).
+        """
+        if not outcomes:
+            return 0
+        stmt = (
+            update(messages)
+            .where(
+                messages.c.id == bindparam("b_id"),
+                messages.c.lease_owner == bindparam("b_owner"),
+                messages.c.status == MessageStatus.SENDING.value,
+            )
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=func.coalesce(
+                    bindparam("b_next", type_=messages.c.next_attempt_at.type),
+                    messages.c.next_attempt_at,
+                ),
+                lease_until=None,
+                lease_owner=None,
+                driver=bindparam("b_driver"),
+                last_http_status=bindparam("b_http"),
+                last_code=bindparam("b_code"),
+                last_description=bindparam("b_description"),
+                gateway_message_id=bindparam("b_gateway_id"),
+                buffered=bindparam("b_buffered"),
+                sent_at=bindparam("b_sent_at", type_=messages.c.sent_at.type),
+                updated_at=bindparam("b_now", type_=messages.c.updated_at.type),
+            )
+        )
+        params = [
+            {
+                "b_id": o.message_id,
+                "b_owner": owner,
+                "b_status": o.status.value,
+                "b_next": o.next_attempt_at,
+                "b_driver": o.driver,
+                "b_http": o.http_status,
+                "b_code": o.code,
+                "b_description": o.description,
+                "b_gateway_id": o.gateway_message_id,
+                "b_buffered": o.buffered,
+                "b_sent_at": o.finished_at if o.status is MessageStatus.SENT else None,
+                "b_now": o.finished_at,
+            }
+            for o in outcomes
+        ]
+        held = self._conn.execute(stmt, params).rowcount
+        self._conn.execute(
+            insert(message_attempts),
+            [
+                {
+                    "message_id": o.message_id,
+                    "started_at": o.started_at,
+                    "finished_at": o.finished_at,
+                    "driver": o.driver,
+                    "outcome": o.attempt_outcome,
+                    "http_status": o.http_status,
+                    "code": o.code,
+                    "description": o.description,
+                    "worker": owner,
+                }
+                for o in outcomes
+            ],
+        )
+        return int(held)
+
+    # Staff views --------------------------------------------------------------------------
+    def _conditions(self, f: MessageFilter) -> list[Any]:
+        conds: list[Any] = []
+        if f.agency_id is not None:
+            conds.append(messages.c.agency_id == f.agency_id)
+        if f.statuses:
+            conds.append(messages.c.status.in_([s.value for s in f.statuses]))
+        if f.to_number is not None:
+            conds.append(messages.c.to_number == f.to_number)
+        if f.code is not None:
+            conds.append(messages.c.last_code == f.code)
+        if f.since is not None:
+            conds.append(messages.c.created_at >= f.since)
+        if f.until is not None:
+            conds.append(messages.c.created_at < f.until)
+        if f.ids:
+            conds.append(messages.c.id.in_(f.ids))
+        return conds
+
+    def search(
+        self, f: MessageFilter, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        stmt = (
+            select(messages)
+            .where(and_(True, *self._conditions(f)))
+            .order_by(messages.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [dict(r) for r in self._conn.execute(stmt).mappings()]
+
+    def get(self, message_id: int) -> dict[str, Any] | None:
+        row = self._conn.execute(select(messages).where(messages.c.id == message_id)).mappings()
+        found = row.first()
+        return None if found is None else dict(found)
+
+    def attempts(self, message_id: int) -> list[dict[str, Any]]:
+        stmt = (
+            select(message_attempts)
+            .where(message_attempts.c.message_id == message_id)
+            .order_by(message_attempts.c.id)
+        )
+        return [dict(r) for r in self._conn.execute(stmt).mappings()]
+
+    def move(
+        self,
+        f: MessageFilter,
+        from_statuses: frozenset[MessageStatus],
+        to: MessageStatus,
+        now: dt.datetime,
+    ) -> list[int]:
+        """Move every message matching ``f`` that is in ``from_statuses``; returns their ids."""
+        conds = [*self._conditions(f), messages.c.status.in_([s.value for s in from_statuses])]
+        values: dict[str, Any] = {"status": to.value, "updated_at": now}
+        if to is MessageStatus.QUEUED:
+            # A staff retry gives the message a fresh round of attempts, due now.
+            values.update(next_attempt_at=now, attempts=0)
+        result = self._conn.execute(
+            update(messages).where(*conds).values(**values).returning(messages.c.id)
+        )
+        return sorted(int(r) for r in result.scalars())
+
+    def counts_by_status(self, agency_id: str | None = None) -> dict[str, int]:
+        stmt = select(messages.c.status, func.count()).group_by(messages.c.status)
+        if agency_id is not None:
+            stmt = stmt.where(messages.c.agency_id == agency_id)
+        return {status: int(n) for status, n in self._conn.execute(stmt).all()}
+
+    def due_count(self, now: dt.datetime) -> int:
+        stmt = select(func.count()).where(
+            messages.c.status == MessageStatus.QUEUED.value, messages.c.next_attempt_at <= now
+        )
+        return int(self._conn.execute(stmt).scalar_one())

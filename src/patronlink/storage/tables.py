@@ -1,0 +1,322 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations are written against these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from patronlink.storage.types import UTCDateTime
+
+# Named constraints so that migrations can refer to them on both backends.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+agencies = Table(
+    "agencies",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("number", String(12), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("country_code", String(3), nullable=False),
+    # Validated sections of the TOML configuration: sms, renewal, registration, texts.
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+branches = Table(
+    "branches",
+    metadata,
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True),
+    Column("code", String(16), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+patrons = Table(
+    "patrons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("patron_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expiry_date", Date),
+    Column("email", String(254)),
+    Column("sms_number", String(20)),
+    Column("want_sms", Boolean, nullable=False, default=False),
+    Column("address_lines", JSON, nullable=False, default=list),
+    Column("zip", String(16)),
+    Column("birth_date", Date),
+    Column("home_branch", String(16)),
+    Column("source", String(64)),
+    Column("external_id", String(128)),
+    Column("pin_hash", String(200)),
+    Column("extra", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agency_id", "patron_id", name="uq_patrons_agency_patron_id"),
+    Index("ix_patrons_source_external", "agency_id", "source", "external_id"),
+    Index("ix_patrons_name", "agency_id", "name"),
+)
+
+# Every number a patron is known by (phones and the SMS number), for the lookup by sender number.
+patron_phones = Table(
+    "patron_phones",
+    metadata,
+    Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("agency_id", String(16), nullable=False),
+    Column("number", String(20), nullable=False),
+    Column("kind", String(8), nullable=False),  # phone | sms
+    Index("ix_patron_phones_lookup", "agency_id", "number"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("item_number", String(64), nullable=False),
+    Column("title", String(500), nullable=False),
+    UniqueConstraint("agency_id", "item_number", name="uq_items_agency_item_number"),
+)
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), nullable=False),
+    Column("item_pk", ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("loaned_at", UTCDateTime, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("renewal_count", Integer, nullable=False, default=0),
+    Column("returned_at", UTCDateTime),
+    Index("ix_loans_patron", "patron_pk"),
+    # One active loan per item: the database enforces it, not a read-then-write check.
+    Index(
+        "uq_loans_active_item",
+        "item_pk",
+        unique=True,
+        sqlite_where=text("returned_at IS NULL"),
+        postgresql_where=text("returned_at IS NULL"),
+    ),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("item_pk", ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_pk", "patron_pk", name="uq_reservations_item_patron"),
+)
+
+integration_users = Table(
+    "integration_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    UniqueConstraint("agency_id", "username", name="uq_integration_users_agency_username"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE")),  # NULL: all agencies
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+import_sources = Table(
+    "import_sources",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    # url, format, auth (secrets as ${VAR} references), schedule, deactivation rules.
+    Column("settings", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- Outbox (migration 0002) -------------------------------------------------------------------
+
+messages = Table(
+    "messages",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("to_number", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("origin", String(32), nullable=False),  # staff | cli | renewal | ...
+    # When it may go out (quiet hours already applied); retries move next_attempt_at on.
+    Column("send_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("driver", String(16)),
+    Column("last_http_status", Integer),
+    Column("last_code", String(32)),
+    Column("last_description", Text),
+    Column("gateway_message_id", String(128)),
+    Column("buffered", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_messages_due", "status", "next_attempt_at", "id"),
+    Index("ix_messages_lease", "status", "lease_until"),
+    Index("ix_messages_agency_status", "agency_id", "status", "id"),
+    Index("ix_messages_to", "agency_id", "to_number"),
+)
+
+message_attempts = Table(
+    "message_attempts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("driver", String(16), nullable=False),
+    Column("outcome", String(12), nullable=False),  # sent | buffered | temporary | permanent
+    Column("http_status", Integer),
+    Column("code", String(32)),
+    Column("description", Text),
+    Column("worker", String(64)),
+    Index("ix_message_attempts_message", "message_id"),
+)
+
+# --- Inbound SMS (migration 0004) --------------------------------------------------------------
+
+inbound_sms = Table(
+    "inbound_sms",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("number", String(40), nullable=False),  # E.164 when it could be read, else as sent
+    Column("shortcode", String(32), nullable=False),
+    Column("text", String(480), nullable=False),
+    Column("command", String(64)),  # "renew all", "renew 12345678", or NULL when not understood
+    Column("patrons_matched", JSON, nullable=False, default=list),
+    # renewed | nothing_renewed | no_loans | not_on_loan | not_understood | unknown_number |
+    # duplicate
+    Column("outcome", String(24), nullable=False),
+    Column("renewed", Integer, nullable=False, default=0),
+    Column("refused", Integer, nullable=False, default=0),
+    Column("replies", JSON, nullable=False, default=list),  # outbox message ids
+    Index("ix_inbound_sms_agency_time", "agency_id", "received_at"),
+    Index("ix_inbound_sms_dedupe", "agency_id", "number", "received_at"),
+)
+
+# --- Patron import (issue 6): runs, their record errors, per-patron and per-source state ---
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_id", ForeignKey("import_sources.id", ondelete="CASCADE"), nullable=False),
+    Column("agency_id", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),  # schedule | staff | cli
+    Column("status", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("due_at", UTCDateTime),  # the schedule's due time that started this run
+    Column("records", Integer, nullable=False, default=0),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("deactivated", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("message", Text),  # why it failed, or what was skipped (deactivation, unknown columns)
+    Index("ix_import_runs_source", "source_id", "id"),
+)
+
+import_run_errors = Table(
+    "import_run_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("import_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("record_number", Integer, nullable=False),
+    Column("external_id", String(128)),
+    Column("reason", Text, nullable=False),
+    Index("ix_import_run_errors_run", "run_id", "record_number"),
+)
+
+# What the last applied record of an imported patron looked like, and for how many consecutive
+# complete runs the patron has been missing from the feed.
+import_patron_state = Table(
+    "import_patron_state",
+    metadata,
+    Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(32)),  # NULL: compare field by field next time
+    Column("missing_runs", Integer, nullable=False, default=0),
+)
+
+# One row per source: the schedule's last claimed due time and the run holding the source.
+import_source_state = Table(
+    "import_source_state",
+    metadata,
+    Column("source_id", ForeignKey("import_sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_due_at", UTCDateTime),
+    Column("running_run_id", Integer),
+    Column("lease_until", UTCDateTime),
+)
+
+# --- Staff users of the web UI (issue 7, migration 0006) ---------------------------------------
+
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE")),  # NULL: an administrator
+    Column("language", String(2), nullable=False, default="da"),  # da | en
+    Column("created_at", UTCDateTime, nullable=False),
+)

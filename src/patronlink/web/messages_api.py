@@ -1,0 +1,204 @@
+"""Staff API for outgoing texts: queue one, search, show with attempts, retry, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from patronlink.domain import phone
+from patronlink.domain.outbox import MessageStatus
+from patronlink.services import outbox
+from patronlink.services.agencies import require_agency
+from patronlink.storage.outbox import MessageFilter
+from patronlink.web.deps import AgencyDep, ClockDep, DbDep, refuse_nul_in_url
+from patronlink.web.schemas import (
+    BODY_ERRORS,
+    ErrorOut,
+    InputModel,
+    Offset,
+    RowId,
+    RowIdPath,
+    UtcDateTime,
+)
+
+router = APIRouter(
+    prefix="/api/v1/agencies/{agency_id}/messages",
+    tags=["messages"],
+    dependencies=[Depends(refuse_nul_in_url)],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+
+
+class MessageIn(InputModel):
+    to: str = Field(min_length=1, max_length=40)
+    text: str = Field(min_length=1, max_length=1600)
+    send_at: UtcDateTime | None = Field(default=None, description="ISO 8601 with offset")
+
+
+class AttemptOut(BaseModel):
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    driver: str
+    outcome: str
+    http_status: int | None
+    code: str | None
+    description: str | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    agency_id: str
+    to: str
+    text: str
+    encoding: str
+    segments: int
+    status: MessageStatus
+    origin: str
+    send_at: dt.datetime
+    next_attempt_at: dt.datetime
+    attempts: int
+    driver: str | None
+    http_status: int | None
+    code: str | None
+    description: str | None
+    gateway_message_id: str | None
+    buffered: bool
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> MessageOut:
+        return cls(
+            id=row["id"],
+            agency_id=row["agency_id"],
+            to=row["to_number"],
+            text=row["text"],
+            encoding=row["encoding"],
+            segments=row["segments"],
+            status=MessageStatus(row["status"]),
+            origin=row["origin"],
+            send_at=row["send_at"],
+            next_attempt_at=row["next_attempt_at"],
+            attempts=row["attempts"],
+            driver=row["driver"],
+            http_status=row["last_http_status"],
+            code=row["last_code"],
+            description=row["last_description"],
+            gateway_message_id=row["gateway_message_id"],
+            buffered=bool(row["buffered"]),
+            created_at=row["created_at"],
+            sent_at=row["sent_at"],
+        )
+
+
+class MessageDetailOut(MessageOut):
+    history: list[AttemptOut]
+
+
+class RetryFilterIn(InputModel):
+    code: str | None = Field(default=None, max_length=32)
+    since: UtcDateTime | None = None
+    until: UtcDateTime | None = None
+    ids: list[RowId] = Field(default_factory=list, max_length=10000)
+
+
+class MovedOut(BaseModel):
+    queued: list[int]
+
+
+def _detail(db: Any, message_id: int, agency: str) -> MessageDetailOut:
+    found = outbox.message_detail(db, message_id, agency)
+    base = MessageOut.of(found.message).model_dump()
+    return MessageDetailOut(
+        **base,
+        history=[AttemptOut(**{k: a[k] for k in AttemptOut.model_fields}) for a in found.attempts],
+    )
+
+
+@router.post("", status_code=201, response_model=MessageDetailOut, responses=BODY_ERRORS)
+def queue_message(
+    agency: AgencyDep, body: MessageIn, db: DbDep, clock: ClockDep
+) -> MessageDetailOut:
+    message_id = outbox.queue_sms(
+        db, agency, body.to, body.text, clock, send_at=body.send_at, origin="staff"
+    )
+    return _detail(db, message_id, agency)
+
+
+@router.get("", response_model=list[MessageOut])
+def search_messages(
+    agency: AgencyDep,
+    db: DbDep,
+    status: Annotated[list[MessageStatus] | None, Query()] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    code: Annotated[str | None, Query(max_length=32)] = None,
+    since: UtcDateTime | None = None,
+    until: UtcDateTime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Offset = 0,
+) -> list[MessageOut]:
+    number = None
+    if to:
+        with db.transaction() as repos:
+            country = require_agency(repos, agency).country_code
+        number = phone.normalise(to, country, field="to")
+    f = MessageFilter(
+        agency_id=agency,
+        statuses=tuple(status or ()),
+        to_number=number,
+        code=code,
+        since=since,
+        until=until,
+    )
+    return [MessageOut.of(r) for r in outbox.list_messages(db, f, limit, offset)]
+
+
+@router.get("/{message_id}", response_model=MessageDetailOut)
+def get_message(agency: AgencyDep, message_id: RowIdPath, db: DbDep) -> MessageDetailOut:
+    return _detail(db, message_id, agency)
+
+
+@router.post(
+    "/{message_id}/retry",
+    response_model=MessageDetailOut,
+    responses={409: {"model": ErrorOut, "description": "not on the error queue"}},
+)
+def retry_message(
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+) -> MessageDetailOut:
+    outbox.move_one(db, message_id, agency, MessageStatus.QUEUED, clock)
+    return _detail(db, message_id, agency)
+
+
+@router.post(
+    "/{message_id}/cancel",
+    response_model=MessageDetailOut,
+    responses={409: {"model": ErrorOut, "description": "sent or sending already"}},
+)
+def cancel_message(
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+) -> MessageDetailOut:
+    outbox.move_one(db, message_id, agency, MessageStatus.CANCELLED, clock)
+    return _detail(db, message_id, agency)
+
+
+@router.post("/retry", response_model=MovedOut, responses=BODY_ERRORS)
+def retry_errors(agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: ClockDep) -> MovedOut:
+    """Queue again every text on the error queue that matches the filter."""
+    f = MessageFilter(
+        agency_id=agency,
+        statuses=(MessageStatus.ERROR,),
+        code=body.code,
+        since=body.since,
+        until=body.until,
+        ids=tuple(body.ids),
+    )
+    return MovedOut(queued=outbox.move_messages(db, f, MessageStatus.QUEUED, clock))

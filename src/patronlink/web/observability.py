@@ -1,0 +1,129 @@
+"""JSON logs, an access log that never shows a secret, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+from urllib.parse import quote, unquote
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Query parameters whose values never reach a log line (the inbound SMS spec puts the password in
+# the query string).
+SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "secret", "api_key", "apikey"})
+REDACTED = "***"
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """Route stdlib and structlog records through one JSON (or console) renderer on stderr."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def redact_query(raw: bytes) -> str:
+    """The query string with the values of secret parameters replaced, safe to log.
+
+    Works on the raw bytes, so malformed percent-encoding or invalid UTF-8 is still redacted.
+    """
+    parts = []
+    for pair in raw.split(b"&"):
+        name, sep, _value = pair.partition(b"=")
+        decoded = unquote(name.decode("latin-1").replace("+", " "), errors="replace")
+        if sep and decoded.strip().lower() in SECRET_PARAMETERS:
+            parts.append(name.decode("latin-1") + "=" + REDACTED)
+        else:
+            parts.append(quote(pair.decode("latin-1"), safe="=&+%/:,;@!$'()*~"))
+    return "&".join(parts)
+
+
+class Metrics:
+    """The app's metrics, in a registry of its own (several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "patronlink_http_requests",
+            "HTTP requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "patronlink_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+
+class AccessLog:
+    """ASGI middleware: one log line and the metrics per request, secrets redacted."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = structlog.get_logger("patronlink.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            client = scope.get("client")
+            self.log.info(
+                "request",
+                method=scope["method"],
+                path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
+                query=redact_query(scope.get("query_string", b"")),
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                client=client[0] if client else None,
+            )

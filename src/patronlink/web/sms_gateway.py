@@ -1,0 +1,216 @@
+"""The SMS provider's callback: ``/rest/{agencyId}/smsgateway`` (GET, or POST with a form).
+
+An accepted request gets 200 with an empty body: some providers (Kannel among them) text any body
+back to the sender, and the replies go out through the outbox instead. Errors are short plain
+text. The password arrives in the query string (the spec); the access log redacts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Path, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from patronlink.domain.errors import NotFound, PermissionDenied, Unauthenticated
+from patronlink.services.clock import Clock
+from patronlink.services.renew_by_sms import InboundRequest, authenticate, handle_inbound
+from patronlink.services.secrets import VerifiedPasswords
+from patronlink.storage.database import Database
+
+router = APIRouter(tags=["sms gateway"])
+
+PARAMETERS = ("user", "password", "shortcode", "countrycode", "number", "text")
+MAX_LENGTH = {"text": 480, "number": 40, "countrycode": 8}
+DEFAULT_MAX_LENGTH = 128
+
+
+class BadRequest(Exception):
+    pass
+
+
+@dataclass
+class Throttle:
+    """Refuse a client for ``seconds`` after ``failures`` wrong logins within that time."""
+
+    failures: int
+    seconds: float
+    _seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def blocked(self, client: str) -> bool:
+        count, since = self._seen.get(client, (0, 0.0))
+        if time.monotonic() - since > self.seconds:
+            self._seen.pop(client, None)
+            return False
+        return count >= self.failures
+
+    def failed(self, client: str) -> None:
+        count, since = self._seen.get(client, (0, time.monotonic()))
+        if time.monotonic() - since > self.seconds:
+            count, since = 0, time.monotonic()
+        self._seen[client] = (count + 1, since)
+        if len(self._seen) > 100_000:  # bounded memory under a spray of addresses
+            self._seen.pop(next(iter(self._seen)))
+
+    def succeeded(self, client: str) -> None:
+        self._seen.pop(client, None)
+
+
+def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", status_code=status, media_type="text/plain", headers=headers)
+
+
+def _parameters(raw: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            raw.decode("ascii"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=50,
+        )
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the parameters are not valid UTF-8") from exc
+    except ValueError as exc:
+        raise BadRequest("too many parameters") from exc
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in PARAMETERS:
+            if name in values:
+                raise BadRequest(f"parameter {name!r} is given more than once")
+            if "\x00" in value:
+                raise BadRequest(f"parameter {name!r} contains a NUL character")
+            if len(value) > MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH):
+                raise BadRequest(
+                    f"parameter {name!r} is longer than "
+                    f"{MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH)} characters"
+                )
+            values[name] = value
+    missing = [p for p in PARAMETERS if not values.get(p, "").strip()]
+    if missing:
+        raise BadRequest(f"missing parameter(s): {', '.join(missing)}")
+    return values
+
+
+async def _handle(request: Request, agency_id: str, raw: bytes) -> Response:
+    throttle: Throttle = request.app.state.inbound_throttle
+    client = request.client.host if request.client else "unknown"
+    if throttle.blocked(client):
+        return _plain(429, "too many failed logins; try again later", {"Retry-After": "60"})
+    try:
+        values = _parameters(raw)
+    except BadRequest as exc:
+        return _plain(400, str(exc))
+    inbound = InboundRequest(agency=agency_id, **values)
+    state = request.app.state
+    status, message = await run_in_threadpool(
+        _serve, state.db, state.passwords, state.clock, inbound
+    )
+    if status == 401:
+        throttle.failed(client)
+    elif status == 200:
+        throttle.succeeded(client)
+    if status != 200:
+        return _plain(status, message)
+    return Response(b"", status_code=200, media_type="text/plain")
+
+
+def _serve(
+    db: Database, passwords: VerifiedPasswords, clock: Clock, inbound: InboundRequest
+) -> tuple[int, str]:
+    """Authenticate and handle in one trip to the thread pool; the HTTP status and a message."""
+    try:
+        agency = authenticate(db, inbound, passwords)
+    except Unauthenticated:
+        return 401, "wrong user or password"
+    except NotFound as exc:
+        return 404, str(exc)
+    except PermissionDenied as exc:
+        return 403, str(exc)
+    handle_inbound(db, agency, inbound, clock)
+    return 200, ""
+
+
+# The handlers read the raw query string themselves (repeated names, NUL bytes and invalid UTF-8
+# must be refused, not silently picked from), so the OpenAPI description is written out here.
+_DESCRIPTIONS = {
+    "user": "the integration user's name",
+    "password": "the integration user's password (never logged)",
+    "shortcode": "the number the patron texted (not used, but required)",
+    "countrycode": "country code of the sender's number, e.g. 45",
+    "number": "the sender's number, in any common shape",
+    "text": "the message, e.g. 'Horsens forny alle'",
+}
+
+
+def _text(description: str) -> dict[str, object]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: _text("accepted; the body is empty (replies go out as ordinary texts)"),
+    400: _text("a parameter is missing, repeated, too long or not UTF-8"),
+    401: _text("wrong user or password"),
+    403: _text("renewal by SMS is switched off for the agency"),
+    404: _text("no such agency"),
+    429: _text("too many failed logins from this address; try again later"),
+}
+
+
+def _openapi(location: str) -> dict[str, object]:
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": location == "query",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH),
+            },
+            "description": _DESCRIPTIONS[name],
+        }
+        for name in PARAMETERS
+    ]
+    extra: dict[str, object] = {"parameters": parameters}
+    if location == "form":
+        extra["requestBody"] = {
+            "required": False,
+            "description": "the same parameters as a form (providers send either, or both)",
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {p: {"type": "string"} for p in PARAMETERS},
+                    }
+                }
+            },
+        }
+    return extra
+
+
+_ROUTE = "/rest/{agency_id}/smsgateway"
+_AGENCY = "ISIL (DK-761500) or bare number (761500)"
+
+
+@router.get(_ROUTE, response_class=Response, responses=_RESPONSES, openapi_extra=_openapi("query"))
+async def inbound_get(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY)]
+) -> Response:
+    """The SMS provider forwards a patron's text (spec §3)."""
+    return await _handle(request, agency_id, request.scope.get("query_string", b""))
+
+
+@router.post(_ROUTE, response_class=Response, responses=_RESPONSES, openapi_extra=_openapi("form"))
+async def inbound_post(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY)]
+) -> Response:
+    """As GET, with the parameters in a form body, the query string or both."""
+    body = await asyncio.wait_for(request.body(), timeout=30)
+    query = request.scope.get("query_string", b"")
+    # Providers differ: parameters in the form body, in the query string, or both.
+    return await _handle(request, agency_id, b"&".join(p for p in (query, body) if p))

@@ -1,0 +1,62 @@
+"""The staff web UI under /staff: server-rendered pages that work without JavaScript."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from patronlink.settings import Settings
+from patronlink.web.sms_gateway import Throttle
+from patronlink.web.staff import auth, dashboard, imports, inbound, messages, patrons
+from patronlink.web.staff.pages import (
+    CsrfRefused,
+    LoginRequired,
+    StaffState,
+    csrf_refused,
+    login_redirect,
+    templates,
+)
+from patronlink.web.staff.session import SessionCodec
+
+log = structlog.get_logger("patronlink.staff")
+
+router = APIRouter(include_in_schema=False)
+for module in (auth, dashboard, messages, imports, inbound, patrons):
+    router.include_router(module.router)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the staff pages to ``app``, with a session key from the settings (or a new one)."""
+    key = settings.secret_key
+    if key is None:
+        key = secrets.token_urlsafe(48)
+        log.warning(
+            "PATRONLINK_SECRET_KEY is not set: using a random key, so staff sessions end when "
+            "this process restarts and are not shared with other processes"
+        )
+    app.state.staff = StaffState(
+        codec=SessionCodec(
+            key,
+            max_age_seconds=int(settings.staff_session_hours * 3600),
+            secure=settings.cookie_secure,
+        ),
+        env=templates(),
+        throttle=Throttle(
+            settings.staff_login_failures_before_throttle, settings.staff_login_throttle_seconds
+        ),
+    )
+
+    async def to_login(request: Request, exc: Any) -> Response:
+        return await run_in_threadpool(login_redirect, request, exc)
+
+    async def refused(request: Request, _exc: Any) -> Response:
+        return await run_in_threadpool(csrf_refused, request)
+
+    app.add_exception_handler(LoginRequired, to_login)
+    app.add_exception_handler(CsrfRefused, refused)
+    app.include_router(router)

@@ -1,0 +1,212 @@
+"""The staff pages' words in Danish and English. Domain-free: labels, headings and notices only.
+
+Texts with ``{name}`` placeholders are filled with ``str.format``. A unit test checks that every
+key has both languages and that every key a template uses exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("da", "en")
+DEFAULT_LANGUAGE = "da"
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # key: (Danish, English)
+    "app": ("patronlink personale", "patronlink staff"),
+    "skip": ("Gå til indhold", "Skip to content"),
+    "nav": ("Hovedmenu", "Main menu"),
+    "dashboard": ("Overblik", "Dashboard"),
+    "error_queue": ("Fejlkø", "Error queue"),
+    "messages": ("Beskeder", "Messages"),
+    "imports": ("Import", "Imports"),
+    "inbound": ("Indgående SMS", "Inbound SMS"),
+    "patrons": ("Lånere", "Patrons"),
+    "agencies": ("Biblioteker", "Libraries"),
+    "language": ("Sprog", "Language"),
+    "signed_in_as": ("Logget ind som {user}", "Signed in as {user}"),
+    "admin": ("administrator", "administrator"),
+    "log_in": ("Log ind", "Log in"),
+    "log_out": ("Log ud", "Log out"),
+    "username": ("Brugernavn", "User name"),
+    "password": ("Adgangskode", "Password"),
+    "login_failed": ("Forkert brugernavn eller adgangskode.", "Wrong user name or password."),
+    "login_throttled": (
+        "For mange forkerte forsøg. Vent et par minutter, og prøv igen.",
+        "Too many failed attempts. Wait a few minutes and try again.",
+    ),
+    "logged_out": ("Du er logget ud.", "You have logged out."),
+    # dashboard
+    "queue_depth": ("I kø", "Queued"),
+    "sent_24h": ("Sendt seneste døgn", "Sent in the last 24 hours"),
+    "failed_24h": ("Fejlet seneste døgn", "Failed in the last 24 hours"),
+    "error_queue_size": ("På fejlkøen", "On the error queue"),
+    "inbound_24h": ("Indgående SMS seneste døgn", "Inbound SMS in the last 24 hours"),
+    "last_imports": ("Seneste import pr. kilde", "Last import per source"),
+    "never_run": ("aldrig kørt", "never run"),
+    # filters and tables
+    "filter": ("Filtrér", "Filter"),
+    "search": ("Søg", "Search"),
+    "agency": ("Bibliotek", "Library"),
+    "all_agencies": ("Alle biblioteker", "All libraries"),
+    "from_date": ("Fra dato", "From date"),
+    "to_date": ("Til og med dato", "To date (inclusive)"),
+    "gateway_code": ("Gateway-kode", "Gateway code"),
+    "number": ("Telefonnummer", "Phone number"),
+    "status": ("Status", "Status"),
+    "any_status": ("Alle statusser", "Any status"),
+    "id": ("Nr.", "No."),
+    "to": ("Til", "To"),
+    "text": ("Tekst", "Text"),
+    "created": ("Oprettet", "Created"),
+    "attempts": ("Forsøg", "Attempts"),
+    "last_reply": ("Seneste svar fra gateway", "Last gateway reply"),
+    "history": ("Forsøg og svar fra gateway", "Attempts and gateway replies"),
+    "time": ("Tidspunkt", "Time"),
+    "driver": ("Gateway", "Gateway"),
+    "outcome": ("Udfald", "Outcome"),
+    "http_status": ("HTTP-status", "HTTP status"),
+    "code": ("Kode", "Code"),
+    "description": ("Beskrivelse", "Description"),
+    "no_attempts": ("Ingen forsøg endnu.", "No attempts yet."),
+    "nothing_found": ("Intet fundet.", "Nothing found."),
+    "select": ("Vælg", "Select"),
+    "select_message": ("Vælg besked {id}", "Select message {id}"),
+    "retry": ("Send igen", "Retry"),
+    "cancel": ("Annullér", "Cancel"),
+    "retry_selected": ("Send valgte igen", "Retry selected"),
+    "show": ("Vis", "Show"),
+    "message_n": ("Besked {id}", "Message {id}"),
+    "origin": ("Oprindelse", "Origin"),
+    "send_at": ("Sendes", "Send at"),
+    "sent_at": ("Sendt", "Sent at"),
+    "segments": ("SMS-dele", "Segments"),
+    "queued_again": ("{count} besked(er) sat i kø igen.", "{count} message(s) queued again."),
+    "cancelled_n": ("Besked {id} er annulleret.", "Message {id} cancelled."),
+    "none_selected": ("Ingen beskeder valgt.", "No messages selected."),
+    "status_queued": ("i kø", "queued"),
+    "status_sending": ("sendes", "sending"),
+    "status_sent": ("sendt", "sent"),
+    "status_error": ("fejl", "error"),
+    "status_cancelled": ("annulleret", "cancelled"),
+    # imports
+    "source": ("Kilde", "Source"),
+    "sources": ("Kilder", "Sources"),
+    "runs": ("Kørsler", "Runs"),
+    "run_n": ("Kørsel {id}", "Run {id}"),
+    "run_now": ("Kør nu", "Run now"),
+    "dry_run": ("Prøvekørsel (ændrer intet)", "Dry run (changes nothing)"),
+    "preview_of": ("Prøvekørsel af {source}", "Dry run of {source}"),
+    "preview_note": (
+        "Intet er gemt. Sådan ville en import ændre lånerne:",
+        "Nothing was saved. This is how an import would change the patrons:",
+    ),
+    "trigger": ("Startet af", "Started by"),
+    "started": ("Startet", "Started"),
+    "finished": ("Færdig", "Finished"),
+    "records": ("Poster", "Records"),
+    "created_n": ("Oprettet", "Created"),
+    "updated": ("Opdateret", "Updated"),
+    "unchanged": ("Uændret", "Unchanged"),
+    "deactivated": ("Deaktiveret", "Deactivated"),
+    "failed": ("Fejlet", "Failed"),
+    "note": ("Bemærkning", "Note"),
+    "record_errors": ("Fejl i poster", "Record errors"),
+    "record": ("Post", "Record"),
+    "external_id": ("Eksternt id", "External id"),
+    "reason": ("Årsag", "Reason"),
+    "action": ("Handling", "Action"),
+    "fields": ("Felter", "Fields"),
+    "run_started": ("Import {id} er startet.", "Import {id} has started."),
+    "still_running": (
+        "Kørslen er i gang; siden opdaterer sig selv.",
+        "The run is in progress; this page refreshes itself.",
+    ),
+    "run_status_running": ("i gang", "running"),
+    "run_status_succeeded": ("gennemført", "succeeded"),
+    "run_status_succeeded_with_errors": ("gennemført med fejl", "succeeded with errors"),
+    "run_status_failed": ("fejlet", "failed"),
+    "run_status_source_unavailable": ("kilden svarede ikke", "source unavailable"),
+    # inbound and patrons
+    "received": ("Modtaget", "Received"),
+    "shortcode": ("Kortnummer", "Short code"),
+    "command": ("Kommando", "Command"),
+    "patrons_matched": ("Lånere", "Patrons"),
+    "renewed": ("Fornyet", "Renewed"),
+    "refused": ("Afvist", "Refused"),
+    "patron_query": ("Navn, låner-id eller telefon", "Name, patron id or phone"),
+    "patron_id": ("Låner-id", "Patron id"),
+    "name": ("Navn", "Name"),
+    "phones": ("Telefoner", "Phones"),
+    "sms_number": ("SMS-nummer", "SMS number"),
+    "email": ("E-mail", "E-mail"),
+    "expiry": ("Udløber", "Expires"),
+    "loans": ("Lån", "Loans"),
+    "item": ("Eksemplar", "Item"),
+    "title": ("Titel", "Title"),
+    "due": ("Afleveres", "Due"),
+    "renewals": ("Fornyelser", "Renewals"),
+    "returned": ("Afleveret", "Returned"),
+    "renewals_by_sms": ("Fornyelser via SMS", "Renewals by SMS"),
+    "texts": ("Sendte beskeder", "Texts"),
+    # agency configuration
+    "configuration": ("Opsætning af {agency}", "Configuration of {agency}"),
+    "read_only": (
+        "Kun til visning. Ændres med patronlink config apply.",
+        "Read only. Changed with patronlink config apply.",
+    ),
+    "setting": ("Indstilling", "Setting"),
+    "value": ("Værdi", "Value"),
+    "timezone": ("Tidszone", "Time zone"),
+    "country_code": ("Landekode", "Country code"),
+    "branches": ("Filialer", "Branches"),
+    "sms_gateway": ("SMS-gateway", "SMS gateway"),
+    "renewal": ("Fornyelse", "Renewal"),
+    "integration_users": ("Integrationsbrugere", "Integration users"),
+    "hidden_secret": ("skjult", "hidden"),
+    "from_env": ("skjult, fra miljøvariablen {name}", "hidden, from environment variable {name}"),
+    # errors
+    "error_400": ("Forkert forespørgsel", "Bad request"),
+    "error_401": ("Log ind først", "Please log in"),
+    "error_403": ("Ikke tilladt", "Not allowed"),
+    "error_404": ("Ikke fundet", "Not found"),
+    "error_405": ("Ikke tilladt her", "Not allowed here"),
+    "error_409": ("Kan ikke lade sig gøre nu", "Not possible now"),
+    "error_413": ("For stor", "Too large"),
+    "error_422": ("Ugyldige oplysninger", "Invalid input"),
+    "error_other": ("Noget gik galt", "Something went wrong"),
+    "csrf_refused": (
+        "Formularen kunne ikke godkendes (den var for gammel eller kom ikke fra denne side). "
+        "Gå tilbage, genindlæs siden, og prøv igen.",
+        "The form could not be accepted (it was too old or did not come from this site). "
+        "Go back, reload the page and try again.",
+    ),
+    "back_to_dashboard": ("Til overblikket", "Back to the dashboard"),
+}
+
+Translator = Callable[..., str]
+
+
+def language_of(value: str | None) -> str | None:
+    return value if value in LANGUAGES else None
+
+
+def translator(language: str) -> Translator:
+    index = LANGUAGES.index(language) if language in LANGUAGES else 0
+
+    def t(key: str, **values: object) -> str:
+        pair = TEXTS.get(key)
+        if pair is None:
+            return key  # a missing key shows as itself rather than breaking the page
+        return pair[index].format(**values) if values else pair[index]
+
+    return t
+
+
+def from_accept_language(header: str | None) -> str:
+    """The first of our languages the browser asks for; Danish when it asks for neither."""
+    for part in (header or "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT_LANGUAGE

@@ -1,0 +1,85 @@
+"""Patron imports: sources and runs with their counts, one run with its errors, run now, dry run.
+
+"Run now" records the run before it answers and works in a background thread, as the JSON API
+does; the run's page refreshes itself (a meta refresh, no script) until the run has finished.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from patronlink.domain.import_runs import Trigger
+from patronlink.services import import_runs
+from patronlink.services.import_metrics import ImportMetrics
+from patronlink.services.import_patrons import execute_run, run_import, start_run
+from patronlink.web.staff.pages import FormDep, StaffDep
+
+router = APIRouter(prefix="/staff")
+SourceId = Annotated[str, Path(max_length=64)]
+MAX_PREVIEW_CHANGES = 500
+
+
+@router.get("/imports")
+def list_imports(
+    page: StaffDep,
+    agency: Annotated[str, Query(max_length=32)] = "",
+    source: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    scope = page.agency_scope(agency)
+    if source:
+        import_runs.source_in_scope(page.db, source, page.staff.agency_id)
+    return page.render(
+        "imports.html",
+        title=page.t("imports"),
+        sources=import_runs.sources(page.db, scope),
+        runs=import_runs.recent_runs(page.db, scope, source or None),
+        agencies=page.agencies(),
+        filters={"agency": scope or "", "source": source},
+    )
+
+
+@router.get("/imports/runs/{run_id}")
+def show_run(page: StaffDep, run_id: int) -> Response:
+    run, errors = import_runs.run_with_errors(page.db, run_id, page.staff.agency_id)
+    return page.render("import_run.html", title=page.t("run_n", id=run_id), run=run, errors=errors)
+
+
+@router.post("/imports/{source_id}/run")
+def run_now(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
+    import_runs.source_in_scope(page.db, source_id, page.staff.agency_id)
+    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock)
+    assert run_id is not None  # without a due time, start_run raises when the source is busy
+    db, clock = page.db, page.clock
+    metrics: ImportMetrics = page.request.app.state.import_metrics
+
+    def work() -> None:
+        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics)
+
+    threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
+    return page.redirect(f"/staff/imports/runs/{run_id}", page.t("run_started", id=run_id))
+
+
+@router.post("/imports/{source_id}/preview")
+def preview(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
+    """A dry run: what an import would change now; nothing is recorded or changed."""
+    import_runs.source_in_scope(page.db, source_id, page.staff.agency_id)
+    report = run_import(
+        page.db,
+        source_id,
+        trigger=Trigger.STAFF,
+        clock=page.clock,
+        environ=os.environ,
+        dry_run=True,
+    )
+    return page.render(
+        "import_preview.html",
+        title=page.t("preview_of", source=source_id),
+        report=report,
+        changes=report.changes[:MAX_PREVIEW_CHANGES],
+        errors=report.errors[:MAX_PREVIEW_CHANGES],
+    )

@@ -1,0 +1,114 @@
+"""The error queue (filter, retry, cancel, retry of the selected) and the message search."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from patronlink.domain.errors import ValidationError
+from patronlink.domain.outbox import MessageStatus
+from patronlink.services import outbox
+from patronlink.storage.outbox import MessageFilter
+from patronlink.storage.overview import OverviewQueries
+from patronlink.web.staff.pages import FormDep, Page, StaffDep, safe_next
+
+router = APIRouter(prefix="/staff")
+PAGE_SIZE = 100
+Text = Annotated[str, Query(max_length=40)]
+
+
+def _day(value: str, page: Page, field: str) -> dt.datetime | None:
+    """Midnight of a YYYY-MM-DD day in the reader's time zone."""
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
+    return dt.datetime.combine(day, dt.time(), page.zone)
+
+
+@router.get("/errors")
+def error_queue(
+    page: StaffDep, agency: Text = "", since: Text = "", until: Text = "", code: Text = ""
+) -> Response:
+    scope = page.agency_scope(agency)
+    until_day = _day(until, page, "until")
+    f = MessageFilter(
+        agency_id=scope,
+        statuses=(MessageStatus.ERROR,),
+        code=code.strip() or None,
+        since=_day(since, page, "since"),
+        until=until_day + dt.timedelta(days=1) if until_day else None,  # the day is included
+    )
+    rows = outbox.list_messages(page.db, f, PAGE_SIZE, 0)
+    with page.db.transaction() as repos:
+        attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in rows])
+    return page.render(
+        "errors.html",
+        title=page.t("error_queue"),
+        rows=rows,
+        attempts=attempts,
+        agencies=page.agencies(),
+        filters={"agency": scope or "", "since": since, "until": until, "code": code},
+    )
+
+
+@router.post("/errors/retry")
+def retry_selected(page: StaffDep, form: FormDep) -> Response:
+    ids = tuple(int(v) for v in form.all("ids") if v.isdigit())
+    back = safe_next(form.get("next"), "/staff/errors")
+    if not ids:
+        return page.redirect(back, page.t("none_selected"))
+    f = MessageFilter(agency_id=page.staff.agency_id, statuses=(MessageStatus.ERROR,), ids=ids)
+    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock)
+    return page.redirect(back, page.t("queued_again", count=len(moved)))
+
+
+@router.get("/messages")
+def search_messages(
+    page: StaffDep, agency: Text = "", number: Text = "", status: Text = ""
+) -> Response:
+    scope = page.agency_scope(agency)
+    statuses = (MessageStatus(status),) if status in set(MessageStatus) else ()
+    f = MessageFilter(
+        agency_id=scope,
+        statuses=statuses,
+        to_number=page.phone_number(number, scope) if number.strip() else None,
+    )
+    return page.render(
+        "messages.html",
+        title=page.t("messages"),
+        rows=outbox.list_messages(page.db, f, PAGE_SIZE, 0),
+        agencies=page.agencies(),
+        statuses=list(MessageStatus),
+        filters={"agency": scope or "", "number": number, "status": status},
+    )
+
+
+@router.get("/messages/{message_id}")
+def show_message(page: StaffDep, message_id: int) -> Response:
+    found = outbox.message_detail(page.db, message_id, page.staff.agency_id)
+    return page.render(
+        "message.html",
+        title=page.t("message_n", id=message_id),
+        message=found.message,
+        history=found.attempts,
+    )
+
+
+@router.post("/messages/{message_id}/retry")
+def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
+    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.QUEUED, page.clock)
+    back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
+    return page.redirect(back, page.t("queued_again", count=1))
+
+
+@router.post("/messages/{message_id}/cancel")
+def cancel_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
+    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.CANCELLED, page.clock)
+    back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
+    return page.redirect(back, page.t("cancelled_n", id=message_id))

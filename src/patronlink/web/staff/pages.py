@@ -1,0 +1,242 @@
+"""What every staff page shares: the session, the signed-in user, templates and the CSRF check.
+
+Route modules take ``PageDep`` (anyone) or ``StaffDep`` (signed in), and ``FormDep`` on every
+POST: it reads the url-encoded body and refuses the request with 403 unless the form's CSRF token
+matches the session's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import Depends, Request
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from patronlink.domain import phone
+from patronlink.domain.agency import Agency
+from patronlink.domain.errors import NotFound
+from patronlink.services.clock import Clock
+from patronlink.services.staff_users import get_staff_user
+from patronlink.storage.database import Database
+from patronlink.storage.staff_users import StaffUser
+from patronlink.web.sms_gateway import Throttle
+from patronlink.web.staff.i18n import Translator, from_accept_language, language_of, translator
+from patronlink.web.staff.session import COOKIE, CSRF_FIELD, Session, SessionCodec
+
+MAX_FORM_BYTES = 256 * 1024
+# Pages never go to another origin, run no inline script and may not be framed (clickjacking).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def templates() -> Environment:
+    env = Environment(
+        loader=PackageLoader("patronlink.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,  # a typo in a template fails the test, not the reader
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    return env
+
+
+def _when(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class StaffState:
+    """Held in ``app.state.staff``: made once per app from the settings."""
+
+    codec: SessionCodec
+    env: Environment
+    throttle: Throttle  # wrong logins per user name and per address
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        super().__init__("sign in first")
+        self.next_path = next_path
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+class Page:
+    """One request to a staff page: its session, user, language and how to answer."""
+
+    def __init__(self, request: Request, session: Session, user: StaffUser | None) -> None:
+        self.request = request
+        self.session = session
+        self.user = user
+        self.state: StaffState = request.app.state.staff
+        self.db: Database = request.app.state.db
+        self.clock: Clock = request.app.state.clock
+        self.language = (
+            language_of(session.language)
+            or (user.language if user else None)
+            or from_accept_language(request.headers.get("accept-language"))
+        )
+        self.t: Translator = translator(self.language)
+        self.zone = zoneinfo.ZoneInfo("UTC")  # an administrator's pages span agencies
+        if user is not None and user.agency_id is not None:
+            with self.db.transaction() as repos:
+                own = repos.agencies.get(user.agency_id)
+            if own is not None:
+                self.zone = own.zone
+
+    # answering -------------------------------------------------------------------------------
+    def finish(self, response: Response) -> Response:
+        self.state.codec.write(response, self.session)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def render(self, template: str, *, status: int = 200, **context: Any) -> Response:
+        body = self.state.env.get_template(f"staff/{template}").render(
+            t=self.t,
+            lang=self.language,
+            user=self.user,
+            csrf_field=CSRF_FIELD,
+            csrf=self.session.csrf,
+            notice=self.session.take_notice(),
+            path=self.request.url.path,
+            here=self.here(),
+            zone=self.zone,
+            **context,
+        )
+        return self.finish(HTMLResponse(body, status_code=status))
+
+    def redirect(self, to: str, notice: str | None = None) -> Response:
+        if notice:
+            self.session.notice = notice
+        return self.finish(RedirectResponse(to, status_code=303))
+
+    def here(self) -> str:
+        query = self.request.url.query
+        return self.request.url.path + (f"?{query}" if query else "")
+
+    # scope -------------------------------------------------------------------------------------
+    @property
+    def staff(self) -> StaffUser:
+        assert self.user is not None  # StaffDep guarantees it
+        return self.user
+
+    def agencies(self) -> list[Agency]:
+        with self.db.transaction() as repos:
+            return [a for a in repos.agencies.list() if self.staff.allows(a.id)]
+
+    def agency_scope(self, asked: str | None) -> str | None:
+        """The agency a list is limited to: the user's own, or the one an administrator picked.
+
+        Asking for an agency outside one's scope is answered as if it did not exist.
+        """
+        own = self.staff.agency_id
+        if not asked:
+            return own
+        with self.db.transaction() as repos:
+            found = repos.agencies.get(asked)
+        if found is None or not self.staff.allows(found.id):
+            raise NotFound(f"agency {asked!r} does not exist")
+        return found.id
+
+    def phone_number(self, text: str, agency_id: str | None) -> str:
+        """A searched number as E.164, read with the agency's (or the first agency's) country."""
+        with self.db.transaction() as repos:
+            agency = repos.agencies.get(agency_id) if agency_id else None
+            known = [agency] if agency else repos.agencies.list()
+        country = known[0].country_code if known else "45"
+        return phone.normalise(text, country, field="number")
+
+
+def safe_next(value: str | None, default: str = "/staff") -> str:
+    """Only paths of the staff UI: never another host (an open redirect)."""
+    if value and value.startswith("/staff") and "//" not in value and "\\" not in value:
+        return value
+    return default
+
+
+def current_page(request: Request) -> Page:
+    state: StaffState = request.app.state.staff
+    session = state.codec.read(request.cookies.get(COOKIE))
+    user = get_staff_user(request.app.state.db, session.user_id) if session.user_id else None
+    if session.user_id and user is None:  # the user was removed
+        session.sign_out()
+    return Page(request, session, user)
+
+
+PageDep = Annotated[Page, Depends(current_page)]
+
+
+def signed_in(page: PageDep) -> Page:
+    if page.user is None:
+        raise LoginRequired(page.here())
+    return page
+
+
+StaffDep = Annotated[Page, Depends(signed_in)]
+
+
+@dataclass(frozen=True)
+class Form:
+    fields: list[tuple[str, str]]
+
+    def get(self, name: str, default: str = "") -> str:
+        return next((v for k, v in self.fields if k == name), default)
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.fields if k == name]
+
+
+async def posted_form(request: Request, page: PageDep) -> Form:
+    """The url-encoded form, after its CSRF token was checked against the session's."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise CsrfRefused  # no form of ours is this large; refuse before parsing
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=5000)
+    except (UnicodeDecodeError, ValueError):
+        raise CsrfRefused from None
+    form = Form(fields)
+    if not page.session.csrf_matches(form.get(CSRF_FIELD) or None):
+        raise CsrfRefused
+    return form
+
+
+FormDep = Annotated[Form, Depends(posted_form)]
+
+
+# Errors as pages ---------------------------------------------------------------------------------
+def error_page(request: Request, status: int, message: str) -> Response:
+    """An HTML error page in the reader's language (for every path under /staff)."""
+    page = current_page(request)
+    key = f"error_{status}"
+    title = page.t(key)
+    if title == key:
+        title = page.t("error_other")
+    return page.render("error.html", status=status, title=title, message=message)
+
+
+def login_redirect(request: Request, exc: LoginRequired) -> Response:
+    page = current_page(request)
+    return page.finish(
+        RedirectResponse(f"/staff/login?next={quote(exc.next_path, safe='')}", status_code=303)
+    )
+
+
+def csrf_refused(request: Request) -> Response:
+    page = current_page(request)
+    return error_page(request, 403, page.t("csrf_refused"))

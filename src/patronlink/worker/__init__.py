@@ -1,0 +1,1 @@
+"""The worker process: the SMS dispatcher and the import scheduler."""

@@ -1,0 +1,374 @@
+"""The dispatcher: claims due texts with a lease, sends them concurrently, records the outcomes.
+
+Sends are bounded twice: at most ``max_in_flight`` texts are claimed and not yet recorded at
+once (sending, or sent with the outcome still waiting for its batch), and each agency's gateway
+has its own semaphore (``[agencies.sms] concurrency``). Outcomes are written in batches. A worker
+killed mid-send leaves leases that expire after ``lease_seconds``; another worker (or this one,
+restarted) then claims those texts again: at-least-once, nothing lost, and at most
+``max_in_flight`` texts sent twice per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patronlink.domain.errors import (
+    ConfigError,
+    PermanentGatewayError,
+    TemporaryGatewayError,
+)
+from patronlink.domain.outbox import (
+    AttemptOutcome,
+    MessageStatus,
+    QuietHours,
+    RetryPolicy,
+    next_step_after_temporary,
+)
+from patronlink.gateways.base import GatewayConfig, OutgoingSms, SmsGateway
+from patronlink.gateways.registry import can_schedule
+from patronlink.services.agencies import require_agency
+from patronlink.services.clock import Clock
+from patronlink.services.gateway_config import gateway_config, sms_settings
+from patronlink.storage.database import Database
+from patronlink.storage.outbox import ClaimedMessage, Outcome
+from patronlink.worker.metrics import DispatchMetrics
+
+log = logging.getLogger("patronlink.dispatch")
+
+GatewayFactory = Callable[[GatewayConfig], SmsGateway]
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    batch_size: int = 200
+    max_in_flight: int = 256
+    lease_seconds: float = 300.0
+    poll_seconds: float = 1.0
+    flush_seconds: float = 0.05
+    flush_size: int = 200
+    routes_refresh_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class _Route:
+    """Everything the dispatcher needs to send one agency's texts."""
+
+    key: str
+    gateway: SmsGateway | None
+    driver: str
+    max_attempts: int
+    quiet: QuietHours | None
+    zone: Any
+    limit: asyncio.Semaphore
+    config_error: str | None = None
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        gateway_factory: GatewayFactory,
+        *,
+        settings: DispatchSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+        metrics: DispatchMetrics | None = None,
+        owner: str | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.factory = gateway_factory
+        self.settings = settings or DispatchSettings()
+        self.environ = os.environ if environ is None else environ
+        self.metrics = metrics
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.rng = rng
+        self.stats = DispatchStats()
+        self._routes: dict[str, _Route] = {}
+        self._routes_loaded_at = -1e9
+        self._outcomes: list[Outcome] = []
+        self._last_flush = time.monotonic()
+        self._flushing: asyncio.Task[None] | None = None
+        self._recording = 0  # outcomes being written by the background flush
+        self._wake = asyncio.Event()
+
+    # The loop ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None, *, once: bool = False) -> DispatchStats:
+        """Dispatch until ``stop`` is set (or, with ``once``, until nothing is due)."""
+        stop = stop or asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        s = self.settings
+        try:
+            while not stop.is_set():
+                # Cleared before anything this round awaits: a send finishing meanwhile leaves
+                # it set, so the wait below cannot miss it.
+                self._wake.clear()
+                # A text sent but not yet recorded would be sent again after a crash, just like
+                # one still sending: both hold a place in the in-flight bound.
+                capacity = s.max_in_flight - len(tasks) - len(self._outcomes) - self._recording
+                claimed: list[ClaimedMessage] = []
+                may_claim = capacity > 0 and (
+                    not tasks or capacity >= min(s.batch_size, s.max_in_flight) // 4
+                )
+                if may_claim:
+                    claimed = await asyncio.to_thread(self._claim, min(capacity, s.batch_size))
+                    await self._ensure_routes({m.agency_id for m in claimed})
+                    for message in claimed:
+                        task = asyncio.create_task(self._deliver(message))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                if self._should_flush():
+                    await self._flush()
+                if claimed:
+                    await asyncio.sleep(0)
+                    continue
+                if tasks and all(task.done() for task in tasks):
+                    await asyncio.sleep(0)  # let their done-callbacks take them out of the set
+                    continue
+                if tasks:
+                    # Woken by the next finished send (asyncio.wait over hundreds of tasks would
+                    # re-register a callback on each of them every time round).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=s.flush_seconds)
+                    continue
+                await self._flush(wait=True)
+                if not may_claim:
+                    continue  # the bound was full of unrecorded outcomes, now written: claim
+                if once:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=s.poll_seconds)
+        finally:
+            # Finish what was started: an abandoned send would only be sent again later.
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._flush(wait=True)
+        return self.stats
+
+    async def aclose(self) -> None:
+        for route in self._routes.values():
+            if route.gateway is not None:
+                await route.gateway.aclose()
+        self._routes.clear()
+
+    def _should_flush(self) -> bool:
+        if not self._outcomes:
+            return False
+        # Unrecorded outcomes hold places in the in-flight bound: write them before they hold
+        # enough to stop the next claim.
+        size = min(self.settings.flush_size, max(1, self.settings.max_in_flight // 4))
+        return (
+            len(self._outcomes) >= size
+            or time.monotonic() - self._last_flush >= self.settings.flush_seconds
+        )
+
+    async def _flush(self, *, wait: bool = False) -> None:
+        """Write the collected outcomes in the background, one batch at a time.
+
+        Sending goes on while a batch commits (a commit waits for the disk); ``wait`` drains
+        everything, for the end of a round.
+        """
+        if self._flushing is not None:
+            if not (wait or self._flushing.done()):
+                return
+            flushing, self._flushing = self._flushing, None
+            await flushing  # re-raises a failed write: outcomes must not be dropped silently
+        batch, self._outcomes = self._outcomes, []
+        self._last_flush = time.monotonic()
+        if not batch:
+            return
+        if wait:
+            await self._record_counted(batch)
+        else:
+            self._flushing = asyncio.create_task(self._record_counted(batch))
+
+    async def _record_counted(self, batch: list[Outcome]) -> None:
+        self._recording += len(batch)
+        try:
+            await asyncio.to_thread(self._record, batch)
+        finally:
+            self._recording -= len(batch)
+
+    # Database work (in a thread) --------------------------------------------------------
+    def _claim(self, limit: int) -> list[ClaimedMessage]:
+        now = self.clock()
+        lease = now + dt.timedelta(seconds=self.settings.lease_seconds)
+        with self.db.transaction() as repos:
+            claimed = repos.outbox.claim(now, lease, self.owner, limit)
+        self.stats.claimed += len(claimed)
+        return claimed
+
+    def _record(self, batch: list[Outcome]) -> None:
+        with self.db.transaction() as repos:
+            held = repos.outbox.record(batch, self.owner)
+        if held < len(batch):
+            log.warning(
+                "outcomes for texts whose lease had passed to another worker",
+                extra={"lost_leases": len(batch) - held},
+            )
+
+    async def _ensure_routes(self, agency_ids: set[str]) -> None:
+        stale = time.monotonic() - self._routes_loaded_at > self.settings.routes_refresh_seconds
+        missing = agency_ids - self._routes.keys()
+        if not stale and not missing:
+            return
+        wanted = set(self._routes) | agency_ids
+        loaded = await asyncio.to_thread(self._load_routes, wanted)
+        for agency_id, (key, build) in loaded.items():
+            current = self._routes.get(agency_id)
+            if current is not None and current.key == key:
+                continue
+            if current is not None and current.gateway is not None:
+                await current.gateway.aclose()
+            self._routes[agency_id] = build()
+        self._routes_loaded_at = time.monotonic()
+
+    def _load_routes(self, agency_ids: set[str]) -> dict[str, tuple[str, Callable[[], _Route]]]:
+        out: dict[str, tuple[str, Callable[[], _Route]]] = {}
+        with self.db.transaction() as repos:
+            for agency_id in agency_ids:
+                agency = require_agency(repos, agency_id)
+                sms = sms_settings(repos.agencies.settings(agency_id))
+                key = json.dumps([sms, agency.country_code, agency.timezone], sort_keys=True)
+
+                def build(
+                    agency: Any = agency, sms: dict[str, Any] = sms, key: str = key
+                ) -> _Route:
+                    quiet = QuietHours.parse(sms["quiet_hours"]) if sms.get("quiet_hours") else None
+                    route = _Route(
+                        key=key,
+                        gateway=None,
+                        driver=str(sms.get("driver", "console")),
+                        max_attempts=int(sms.get("max_attempts", 5)),
+                        quiet=quiet,
+                        zone=agency.zone,
+                        limit=asyncio.Semaphore(int(sms.get("concurrency", 4))),
+                    )
+                    try:
+                        route.gateway = self.factory(gateway_config(agency, sms, self.environ))
+                    except ConfigError as exc:
+                        route.config_error = f"gateway configuration: {exc}"
+                    return route
+
+                out[agency_id] = (key, build)
+        return out
+
+    # One text ---------------------------------------------------------------------------
+    async def _deliver(self, message: ClaimedMessage) -> None:
+        route = self._routes[message.agency_id]
+        started = self.clock()
+        schedule_at = None
+        if can_schedule(route.driver) and message.send_at > started + dt.timedelta(minutes=1):
+            schedule_at = message.send_at
+        outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
+        t0 = time.perf_counter()
+        if route.gateway is None:
+            outcome = self._permanent(message, route, started, route.config_error or "no gateway")
+        else:
+            try:
+                async with route.limit:
+                    result = await route.gateway.send(outgoing)
+            except TemporaryGatewayError as exc:
+                outcome = self._temporary(message, route, started, exc)
+            except PermanentGatewayError as exc:
+                outcome = self._permanent(
+                    message, route, started, exc.description, exc.http_status, exc.code
+                )
+            except Exception as exc:  # a driver bug must not lose the text
+                log.exception("driver %s failed unexpectedly", route.driver)
+                wrapped = TemporaryGatewayError(f"unexpected driver error: {type(exc).__name__}")
+                outcome = self._temporary(message, route, started, wrapped)
+            else:
+                outcome = Outcome(
+                    message_id=message.id,
+                    status=MessageStatus.SENT,
+                    started_at=started,
+                    finished_at=self.clock(),
+                    driver=route.driver,
+                    attempt_outcome=(
+                        AttemptOutcome.BUFFERED if result.buffered else AttemptOutcome.SENT
+                    ).value,
+                    http_status=result.http_status,
+                    code=result.code,
+                    description=result.description,
+                    gateway_message_id=result.gateway_message_id,
+                    buffered=result.buffered,
+                )
+                self.stats.sent += 1
+        if self.metrics is not None:
+            self.metrics.observe(outcome, time.perf_counter() - t0)
+        self._outcomes.append(outcome)
+        self._wake.set()
+
+    def _temporary(
+        self,
+        message: ClaimedMessage,
+        route: _Route,
+        started: dt.datetime,
+        exc: TemporaryGatewayError,
+    ) -> Outcome:
+        status = next_step_after_temporary(message.attempts, route.max_attempts)
+        finished = self.clock()
+        next_at = None
+        if status is MessageStatus.QUEUED:
+            next_at = finished + self.settings.retry.delay(message.attempts, self.rng())
+            if route.quiet is not None and not can_schedule(route.driver):
+                next_at = route.quiet.release_time(next_at, route.zone)
+            self.stats.retried += 1
+        else:
+            self.stats.failed += 1
+        return Outcome(
+            message_id=message.id,
+            status=status,
+            started_at=started,
+            finished_at=finished,
+            driver=route.driver,
+            attempt_outcome=AttemptOutcome.TEMPORARY.value,
+            next_attempt_at=next_at,
+            http_status=exc.http_status,
+            code=exc.code,
+            description=exc.description,
+        )
+
+    def _permanent(
+        self,
+        message: ClaimedMessage,
+        route: _Route,
+        started: dt.datetime,
+        description: str,
+        http_status: int | None = None,
+        code: str | None = None,
+    ) -> Outcome:
+        self.stats.failed += 1
+        return Outcome(
+            message_id=message.id,
+            status=MessageStatus.ERROR,
+            started_at=started,
+            finished_at=self.clock(),
+            driver=route.driver,
+            attempt_outcome=AttemptOutcome.PERMANENT.value,
+            http_status=http_status,
+            code=code,
+            description=description,
+        )

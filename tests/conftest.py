@@ -1,0 +1,94 @@
+"""Fixtures shared by every tier. Integration tests run once per database backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from patronlink.settings import Settings
+from patronlink.storage.database import Database
+from patronlink.storage.engine import make_engine
+from patronlink.storage.migrate import upgrade
+from tests.support.databases import (
+    migrated_sqlite_template,
+    postgres_database,
+    sqlite_copy,
+    truncate_all,
+)
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="run the long tests (CI runs them)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow") or os.environ.get("CI", "").lower() == "true":
+        return
+    skip = pytest.mark.skip(reason="long test: run with --slow (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with postgres_database(worker) as url:
+        engine = make_engine(Settings(database_url=url))
+        upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database of the test's backend."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        database = Database(make_engine(Settings(database_url=url)))
+        truncate_all(database.engine)
+    else:
+        database = sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def settings(db: Database) -> Settings:
+    return Settings(database_url=db.engine.url.render_as_string(hide_password=False))
+
+
+class FrozenClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += dt.timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC))
