@@ -27,8 +27,8 @@ from patronlink.storage.tables import (
 
 # The outcome recorded for a run whose process stopped before it could record one.
 INTERRUPTED = (
-    "interrupted: the process running the import stopped before it finished "
-    "(its hold on the source expired); no patron was changed by this run"
+    "interrupted: the process running the import stopped before it recorded the outcome "
+    "(its hold on the source expired); the run's changes were applied in full or not at all"
 )
 
 
@@ -129,8 +129,8 @@ class ImportRunRepository:
         """Mark the source's runs still ``running``, other than ``run_id``, as failed.
 
         Called by whoever has just claimed the source: a run that still says ``running`` then
-        belongs to a process that died (or lost its lease) before it could record its outcome.
-        Its transaction never committed, so it changed no patron.
+        belongs to a process that died (or lost its lease) before it could record its outcome;
+        its one transaction either committed or did not.
         """
         stale = [
             int(i)
