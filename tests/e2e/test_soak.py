@@ -14,10 +14,12 @@ The run is cut into ten windows (a minute each by default). Asserted at the end:
   at most ``RSS_GROWTH_MB`` or ``RSS_GROWTH_FRACTION``, whichever is larger;
 - latency steady: the median p95 of the last three windows is at most ``P95_FACTOR`` times that
   of windows 2-4 (or that plus ``P95_SLACK_SECONDS``, whichever is larger: on a busy 2-core
-  machine small figures jitter), and no window's p95 is above ``P95_SPIKE_FACTOR`` times it.
+  machine small figures jitter), and no window after those is above ``P95_SPIKE_FACTOR`` times it.
   Window 1 is the warm-up and not judged.
 
 ``PATRONLINK_SOAK_SECONDS`` sets the duration (600 by default; 60 is enough to develop it).
+``make test`` runs it on its own after the other tests (marker ``soak``): with the rest of the
+suite on the same two cores the server is starved, and its latency says nothing about itself.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ def p95(values: list[float]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_soak_memory_flat_no_errors_latency_steady(
     db: Database, settings: Settings, tmp_path: Path
@@ -290,7 +293,7 @@ def test_soak_memory_flat_no_errors_latency_steady(
     early, late = statistics.median(p95s[1:4]), statistics.median(p95s[-3:])
     limit = max(P95_FACTOR * early, early + P95_SLACK_SECONDS)
     assert late <= limit, f"p95 drifted from {early * 1000:.0f} ms to {late * 1000:.0f} ms"
-    for i, value in enumerate(p95s[1:], 2):
+    for i, value in enumerate(p95s[4:], 5):  # after the windows the baseline is made of
         assert value <= P95_SPIKE_FACTOR * max(early, P95_SLACK_SECONDS), (
             f"window {i} p95 {value * 1000:.0f} ms against {early * 1000:.0f} ms early on"
         )
