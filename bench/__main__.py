@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.dispatch", "bench.inbound", "bench.registration", "bench.import"]
+BENCHMARKS = [
+    "bench.dispatch",
+    "bench.scaleout",
+    "bench.inbound",
+    "bench.registration",
+    "bench.import",
+]
 
 
 def main() -> int:

@@ -424,6 +424,8 @@ def import_summary(report: Any, elapsed: float) -> list[str]:
 
 
 def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
+    import datetime as dt
+
     from patronlink.domain.import_runs import RunStatus, Trigger
     from patronlink.services.clock import system_clock
     from patronlink.services.import_patrons import run_import
@@ -440,6 +442,7 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             dry_run=dry_run,
             file=file,
             progress=progress,
+            lease=dt.timedelta(seconds=ctx.settings.import_lease_seconds),
         )
     finally:
         progress.done()

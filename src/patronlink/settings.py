@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=30.0, ge=0)
     retry_cap_seconds: float = Field(default=3600.0, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+    import_lease_seconds: float = Field(
+        default=120.0,
+        ge=1,
+        description="how long an import run's hold on its source lasts unless renewed (a live "
+        "run renews it every quarter of this; a killed run blocks its source this long)",
+    )
     inbound_failures_before_throttle: int = Field(default=5, ge=1)
     inbound_throttle_seconds: int = Field(default=60, ge=1)
     # Staff web UI (docs/staff-ui.md). Without a secret key one is made at start-up, and every

@@ -138,6 +138,10 @@ class Feed:
     # Expected credentials: ("basic", "user:pass"), ("bearer", token), ("header", "Name: value")
     auth: tuple[str, str] | None = None
     declared_length: int | None = None  # a Content-Length larger than the body: a cut connection
+    # Send the body in pieces of ``chunk`` bytes with ``chunk_delay`` seconds between them (a
+    # slow source, so that a test can kill the importing process part-way through).
+    chunk: int = 0
+    chunk_delay: float = 0.0
 
 
 @dataclass
@@ -145,6 +149,8 @@ class SourceServer:
     url: str
     feeds: dict[str, Feed] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
+    # Bytes of the body sent so far, one entry per request (in the order they came).
+    sent: list[int] = field(default_factory=list)
 
 
 def _authorised(feed: Feed, headers: dict[str, str]) -> bool:
@@ -190,8 +196,16 @@ def source_server(
             self.send_header("Content-Type", feed.content_type)
             self.send_header("Content-Length", str(feed.declared_length or len(feed.body)))
             self.end_headers()
+            index = len(state.sent)
+            state.sent.append(0)
+            step = feed.chunk or len(feed.body) or 1
             with suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(feed.body)
+                for start in range(0, len(feed.body), step):
+                    if start and feed.chunk_delay:
+                        time.sleep(feed.chunk_delay)
+                    self.wfile.write(feed.body[start : start + step])
+                    self.wfile.flush()
+                    state.sent[index] = start + len(feed.body[start : start + step])
             if feed.declared_length:
                 self.close_connection = True
 

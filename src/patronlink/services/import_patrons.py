@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,11 @@ from patronlink.sources.registry import build_source, open_reader
 from patronlink.storage.database import Database
 from patronlink.storage.import_runs import ImportRunRepository, SourceStateRepository
 
-# How long a run holds its source before another may take it over (a process that died mid-run
-# must not block its source for ever). Longer than any import we have measured by far.
-LEASE = dt.timedelta(hours=2)
+# How long a run holds its source without renewing the hold. A live run renews it every quarter
+# of this (``_Hold``), so a run may last as long as it needs; a process that died mid-run blocks
+# its source for at most this long, and the next claim (or the worker's sweep) marks its run
+# failed. ``PATRONLINK_IMPORT_LEASE_SECONDS`` sets it.
+LEASE = dt.timedelta(seconds=120)
 
 log = structlog.get_logger("patronlink.import")
 
@@ -102,6 +105,62 @@ class _NotClaimed(Exception):
     pass
 
 
+class LostHold(Exception):
+    """The run's hold on its source expired before it could commit (its changes are rolled back)."""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The run a synchronisation belongs to, for the hold check just before its commit."""
+
+    source_id: str
+    run_id: int
+    lease: dt.timedelta
+
+
+class _Hold:
+    """Renews a run's hold on its source every quarter of the lease, in a thread, until closed.
+
+    A renewal that fails (on SQLite the run's own transaction holds the write lock, so renewals
+    wait until it commits) is tried again at the next tick; the hold is renewed once more inside
+    the run's transaction just before it commits, so a run never commits without holding it.
+    """
+
+    def __init__(self, db: Database, claim: _Claim, clock: Clock) -> None:
+        self._db = db
+        self._claim = claim
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"import-hold-{claim.run_id}", daemon=True
+        )
+
+    def __enter__(self) -> _Hold:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        interval = self._claim.lease.total_seconds() / 4
+        while not self._stop.wait(interval):
+            try:
+                with self._db.transaction() as repos:
+                    held = SourceStateRepository(repos.conn).renew(
+                        self._claim.source_id,
+                        self._claim.run_id,
+                        self._clock() + self._claim.lease,
+                    )
+            except Exception as exc:  # noqa: BLE001 - a renewal is retried at the next tick
+                log.debug("import hold not renewed", run_id=self._claim.run_id, error=str(exc))
+                continue
+            if not held:
+                log.warning("import run lost its hold on the source", run_id=self._claim.run_id)
+                return
+
+
 def start_run(
     db: Database,
     source_id: str,
@@ -109,11 +168,13 @@ def start_run(
     clock: Clock,
     *,
     due_at: dt.datetime | None = None,
+    lease: dt.timedelta = LEASE,
 ) -> int | None:
     """Record a run of the source as ``running`` and hold the source for it; returns its id.
 
     Raises ``ImportInProgress`` when another run holds the source. With ``due_at`` (the scheduler)
     it returns None instead, and also when that due time was claimed already by another process.
+    A run of the source left ``running`` by a process that died is marked failed here.
     """
     source = _source(db, source_id)
     now = clock()
@@ -124,13 +185,35 @@ def start_run(
             run_id = ImportRunRepository(repos.conn).add(
                 source_id, source.agency_id, trigger, now, due_at
             )
-            if not state.claim(source_id, run_id, now, now + LEASE, due_at):
+            if not state.claim(source_id, run_id, now, now + lease, due_at):
                 raise _NotClaimed
+            interrupted = ImportRunRepository(repos.conn).interrupt_others(source_id, run_id, now)
     except _NotClaimed:
         if due_at is not None:
             return None
         raise ImportInProgress(f"a run of import source {source_id!r} is in progress") from None
+    for stale in interrupted:
+        log.warning("import run interrupted: its process stopped", run_id=stale, source=source_id)
     return run_id
+
+
+def sweep_interrupted(db: Database, clock: Clock) -> list[int]:
+    """Free every source held by a run whose lease expired, and mark that run failed.
+
+    The worker's scheduler calls this each round, so a run whose process was killed shows as
+    failed within a lease and a scheduler interval, without waiting for the next run to start.
+    """
+    now = clock()
+    swept: list[int] = []
+    with db.transaction() as repos:
+        state = SourceStateRepository(repos.conn)
+        for source_id, run_id in state.expired(now):
+            if state.release_expired(source_id, run_id, now):
+                swept.append(run_id)
+        ImportRunRepository(repos.conn).interrupt(swept, now)
+    for run_id in swept:
+        log.warning("import run interrupted: its process stopped", run_id=run_id)
+    return swept
 
 
 def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
@@ -147,6 +230,7 @@ def _synchronise(
     dry_run: bool,
     file: Path | None,
     progress: Progress | None,
+    claim: _Claim | None,
 ) -> RunReport:
     settings = source.settings
     configured = settings.get("deactivate_missing")
@@ -191,6 +275,15 @@ def _synchronise(
         if dry_run:
             transaction.rollback()
         else:
+            if claim is not None and not SourceStateRepository(conn).renew(
+                claim.source_id, claim.run_id, clock() + claim.lease
+            ):
+                transaction.rollback()
+                raise LostHold(
+                    "the run lost its hold on the source (its lease expired while it ran, and "
+                    "another run or the worker's sweep took the source over); "
+                    "no patron was changed"
+                )
             transaction.commit()
     notes = [*reader.notes, *([sync.note] if sync.note else [])]
     if sync.counts.records == 0:
@@ -215,6 +308,7 @@ def _attempt(
     dry_run: bool,
     file: Path | None,
     progress: Progress | None,
+    claim: _Claim | None = None,
 ) -> RunReport:
     """Synchronise, turning every way a source can fail into a report with no patron changed."""
 
@@ -230,10 +324,11 @@ def _attempt(
             dry_run=dry_run,
             file=file,
             progress=progress,
+            claim=claim,
         )
     except SourceUnavailable as exc:
         return failed(RunStatus.SOURCE_UNAVAILABLE, str(exc))
-    except (SourceFormatError, ConfigError) as exc:
+    except (SourceFormatError, ConfigError, LostHold) as exc:
         return failed(RunStatus.FAILED, str(exc))
     except Exception as exc:
         log.exception("import run crashed", source=source.id)
@@ -249,22 +344,29 @@ def execute_run(
     file: Path | None = None,
     progress: Progress | None = None,
     observer: RunObserver | None = None,
+    lease: dt.timedelta = LEASE,
 ) -> RunReport:
-    """Run a started run to its end, record the outcome and release the source."""
+    """Run a started run to its end, record the outcome and release the source.
+
+    ``lease`` must be the one the run was started with: the hold is renewed by that much.
+    """
     with db.transaction() as repos:
         row = ImportRunRepository(repos.conn).get(run_id)
     if row is None:
         raise NotFound(f"import run {run_id} does not exist")
+    claim = _Claim(row.source_id, run_id, lease)
     try:
-        report = _attempt(
-            db,
-            _source(db, row.source_id),
-            clock=clock,
-            environ=environ,
-            dry_run=False,
-            file=file,
-            progress=progress,
-        )
+        with _Hold(db, claim, clock):
+            report = _attempt(
+                db,
+                _source(db, row.source_id),
+                clock=clock,
+                environ=environ,
+                dry_run=False,
+                file=file,
+                progress=progress,
+                claim=claim,
+            )
     except NotFound as exc:  # the source was removed after the run started
         report = RunReport(row.source_id, RunStatus.FAILED, RunCounts(), message=str(exc))
     report.run_id = run_id
@@ -304,6 +406,7 @@ def run_import(
     file: Path | None = None,
     progress: Progress | None = None,
     observer: RunObserver | None = None,
+    lease: dt.timedelta = LEASE,
 ) -> RunReport:
     """Run an import now. A dry run records nothing, holds no lock and changes no patron."""
     if dry_run:
@@ -316,8 +419,15 @@ def run_import(
             file=file,
             progress=progress,
         )
-    run_id = start_run(db, source_id, trigger, clock)
+    run_id = start_run(db, source_id, trigger, clock, lease=lease)
     assert run_id is not None  # without a due time, start_run raises rather than return None
     return execute_run(
-        db, run_id, clock=clock, environ=environ, file=file, progress=progress, observer=observer
+        db,
+        run_id,
+        clock=clock,
+        environ=environ,
+        file=file,
+        progress=progress,
+        observer=observer,
+        lease=lease,
     )

@@ -25,6 +25,12 @@ from patronlink.storage.tables import (
     import_sources,
 )
 
+# The outcome recorded for a run whose process stopped before it could record one.
+INTERRUPTED = (
+    "interrupted: the process running the import stopped before it recorded the outcome "
+    "(its hold on the source expired); the run's changes were applied in full or not at all"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class RunRow:
@@ -119,6 +125,38 @@ class ImportRunRepository:
             )
         )
 
+    def interrupt_others(self, source_id: str, run_id: int, now: dt.datetime) -> list[int]:
+        """Mark the source's runs still ``running``, other than ``run_id``, as failed.
+
+        Called by whoever has just claimed the source: a run that still says ``running`` then
+        belongs to a process that died (or lost its lease) before it could record its outcome;
+        its one transaction either committed or did not.
+        """
+        stale = [
+            int(i)
+            for i in self._conn.execute(
+                select(import_runs.c.id).where(
+                    import_runs.c.source_id == source_id,
+                    import_runs.c.status == RunStatus.RUNNING.value,
+                    import_runs.c.id != run_id,
+                )
+            ).scalars()
+        ]
+        self.interrupt(stale, now)
+        return stale
+
+    def interrupt(self, run_ids: Sequence[int], now: dt.datetime) -> None:
+        """Mark these runs failed as interrupted, those of them still ``running``."""
+        if run_ids:
+            self._conn.execute(
+                update(import_runs)
+                .where(
+                    import_runs.c.id.in_(list(run_ids)),
+                    import_runs.c.status == RunStatus.RUNNING.value,
+                )
+                .values(status=RunStatus.FAILED.value, finished_at=now, message=INTERRUPTED)
+            )
+
     def add_errors(self, run_id: int, errors: Sequence[RecordError]) -> None:
         if errors:
             self._conn.execute(
@@ -206,6 +244,41 @@ class SourceStateRepository:
             )
             values["last_due_at"] = due_at
         result = self._conn.execute(update(import_source_state).where(and_(*conds)).values(values))
+        return result.rowcount == 1
+
+    def renew(self, source_id: str, run_id: int, lease_until: dt.datetime) -> bool:
+        """Extend ``run_id``'s hold on the source; false when the run no longer holds it."""
+        result = self._conn.execute(
+            update(import_source_state)
+            .where(
+                import_source_state.c.source_id == source_id,
+                import_source_state.c.running_run_id == run_id,
+            )
+            .values(lease_until=lease_until)
+        )
+        return result.rowcount == 1
+
+    def expired(self, now: dt.datetime) -> list[tuple[str, int]]:
+        """(source id, run id) of every hold whose lease ran out: its process died."""
+        rows = self._conn.execute(
+            select(import_source_state.c.source_id, import_source_state.c.running_run_id).where(
+                import_source_state.c.running_run_id.is_not(None),
+                import_source_state.c.lease_until < now,
+            )
+        )
+        return [(str(r.source_id), int(r.running_run_id)) for r in rows]
+
+    def release_expired(self, source_id: str, run_id: int, now: dt.datetime) -> bool:
+        """Free the source of ``run_id`` if its lease is still expired; true when freed."""
+        result = self._conn.execute(
+            update(import_source_state)
+            .where(
+                import_source_state.c.source_id == source_id,
+                import_source_state.c.running_run_id == run_id,
+                import_source_state.c.lease_until < now,
+            )
+            .values(running_run_id=None, lease_until=None)
+        )
         return result.rowcount == 1
 
     def release(self, source_id: str, run_id: int) -> None:

@@ -138,12 +138,13 @@ def start(
     wait: Annotated[bool, Query(description="run in the request; answer when done")] = False,
 ) -> RunOut:
     _source_in_scope(db, scope, source_id)
-    run_id = start_run(db, source_id, Trigger.STAFF, clock)
+    lease = dt.timedelta(seconds=request.app.state.settings.import_lease_seconds)
+    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease)
     assert run_id is not None  # without a due time, start_run raises when busy
     metrics = _metrics(request)
 
     def work() -> None:
-        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics)
+        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics, lease=lease)
 
     if wait:
         work()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.clock import Clock
-from patronlink.services.import_patrons import RunObserver
+from patronlink.services.import_patrons import LEASE, RunObserver
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
@@ -55,7 +56,14 @@ async def run_worker(
     scheduler = None
     if not once:
         scheduler = asyncio.create_task(
-            run_scheduler(db, clock, stop, settings.scheduler_interval_seconds, import_observer)
+            run_scheduler(
+                db,
+                clock,
+                stop,
+                settings.scheduler_interval_seconds,
+                import_observer,
+                lease=dt.timedelta(seconds=settings.import_lease_seconds),
+            )
         )
     try:
         return await dispatcher.run(stop, once=once)
@@ -72,6 +80,8 @@ async def run_scheduler(
     stop: asyncio.Event,
     interval: float,
     observer: RunObserver | None = None,
+    *,
+    lease: dt.timedelta = LEASE,
 ) -> None:
     """Start due imports every ``interval`` seconds until ``stop``; a failure is logged, not fatal.
 
@@ -79,7 +89,9 @@ async def run_scheduler(
     """
     while not stop.is_set():
         try:
-            await asyncio.to_thread(run_due_imports, db, clock, os.environ, observer=observer)
+            await asyncio.to_thread(
+                run_due_imports, db, clock, os.environ, observer=observer, lease=lease
+            )
         except Exception:
             log.exception("import scheduler round failed; trying again next round")
         with contextlib.suppress(TimeoutError):

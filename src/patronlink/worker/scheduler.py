@@ -21,7 +21,13 @@ from croniter import croniter
 
 from patronlink.domain.import_runs import Trigger
 from patronlink.services.clock import Clock
-from patronlink.services.import_patrons import RunObserver, execute_run, start_run
+from patronlink.services.import_patrons import (
+    LEASE,
+    RunObserver,
+    execute_run,
+    start_run,
+    sweep_interrupted,
+)
 from patronlink.storage.database import Database
 from patronlink.storage.import_runs import SourceStateRepository, scheduled_sources
 
@@ -58,18 +64,21 @@ def run_due_imports(
     environ: Mapping[str, str],
     *,
     observer: RunObserver | None = None,
+    lease: dt.timedelta = LEASE,
 ) -> list[int]:
     """Run every import whose schedule is due and not yet claimed; returns the ids of the runs.
 
     Safe to call from many processes at once: each due time of each source starts one run.
-    The runs happen in the calling thread, one after another.
+    The runs happen in the calling thread, one after another. First, runs whose process died
+    (their hold on the source expired) are marked failed and their sources freed.
     """
+    sweep_interrupted(db, clock)
     started: list[int] = []
     for source_id, due_at in due_sources(db, clock()):
-        run_id = start_run(db, source_id, Trigger.SCHEDULE, clock, due_at=due_at)
+        run_id = start_run(db, source_id, Trigger.SCHEDULE, clock, due_at=due_at, lease=lease)
         if run_id is None:
             log.debug("import due time taken or source busy", source=source_id, due_at=due_at)
             continue
         started.append(run_id)
-        execute_run(db, run_id, clock=clock, environ=environ, observer=observer)
+        execute_run(db, run_id, clock=clock, environ=environ, observer=observer, lease=lease)
     return started

@@ -6,6 +6,7 @@ does; the run's page refreshes itself (a meta refresh, no script) until the run 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from typing import Annotated
@@ -52,13 +53,14 @@ def show_run(page: StaffDep, run_id: int) -> Response:
 @router.post("/imports/{source_id}/run")
 def run_now(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
     import_runs.source_in_scope(page.db, source_id, page.staff.agency_id)
-    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock)
+    lease = dt.timedelta(seconds=page.request.app.state.settings.import_lease_seconds)
+    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock, lease=lease)
     assert run_id is not None  # without a due time, start_run raises when the source is busy
     db, clock = page.db, page.clock
     metrics: ImportMetrics = page.request.app.state.import_metrics
 
     def work() -> None:
-        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics)
+        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics, lease=lease)
 
     threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
     return page.redirect(f"/staff/imports/runs/{run_id}", page.t("run_started", id=run_id))
