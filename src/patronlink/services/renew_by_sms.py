@@ -30,7 +30,7 @@ from patronlink.domain.renewal import (
     decide_renewal,
 )
 from patronlink.domain.replies import DEFAULT_PREFIX, LoanLine, Texts, renewal_report
-from patronlink.domain.sms_command import NotUnderstood, RenewAll, RenewItem, parse
+from patronlink.domain.sms_command import Command, NotUnderstood, RenewAll, RenewItem, parse
 from patronlink.services.circulation import renewal_policy
 from patronlink.services.clock import Clock
 from patronlink.services.outbox import prepare
@@ -68,65 +68,85 @@ class InboundAgency:
     settings: dict[str, Any]
 
 
-def authenticate(
-    db: Database, request: InboundRequest, passwords: VerifiedPasswords
-) -> InboundAgency:
-    """The agency, if it exists, has renewal by SMS switched on, and the credentials are right."""
-    with db.transaction() as repos:
-        found = repos.agencies.get_with_settings(request.agency, branches=False)
-        if found is None:
-            raise NotFound(f"agency {request.agency!r} does not exist")
-        agency, settings = found
-        enabled = settings.get("renewal", {}).get("sms_enabled", False)
-        stored = repos.integration_users.password_hash(agency.id, request.user)
-    # argon2 runs outside the transaction: it must not hold SQLite's write lock.
-    if not passwords.verify(stored, request.password):
-        raise Unauthenticated("wrong user or password")
-    if not enabled:
-        raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")
-    return InboundAgency(agency, settings)
-
-
-def handle_inbound(
-    db: Database, found: InboundAgency, request: InboundRequest, clock: Clock
+def receive_inbound(
+    db: Database, request: InboundRequest, passwords: VerifiedPasswords, clock: Clock
 ) -> InboundResult:
-    now = clock()
-    agency = found.agency
+    """Check the agency and the credentials, then handle the text, all in one transaction.
+
+    Raises ``NotFound`` (no such agency), ``Unauthenticated`` (wrong user or password) or
+    ``PermissionDenied`` (renewal by SMS is switched off), in that order, with nothing written.
+
+    The agency, its settings and the user's password hash are read in the transaction that
+    does the work, so a ``config apply`` takes effect with the next request. A password that
+    was checked against the same stored hash recently is recognised at once; otherwise argon2
+    (~50 ms) runs outside any transaction, since it must not hold SQLite's write lock, and the
+    transaction is started again.
+    """
     body = request.text.strip()
+    command = parse(body)
+    for _ in range(3):
+        now = clock()
+        with db.transaction() as repos:
+            found = repos.agencies.with_credentials(request.agency, request.user)
+            if found is None:
+                raise NotFound(f"agency {request.agency!r} does not exist")
+            agency, settings, stored = found
+            if passwords.remembered(stored, request.password):
+                if not settings.get("renewal", {}).get("sms_enabled", False):
+                    raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")
+                inbound = InboundAgency(agency, settings)
+                return _handle(repos, inbound, request, body, command, now)
+        if not passwords.verify(stored, request.password):
+            raise Unauthenticated("wrong user or password")
+    # The stored hash changed between each check and the next transaction, three times over.
+    raise Unauthenticated("wrong user or password")
+
+
+def _handle(
+    repos: Repositories,
+    found: InboundAgency,
+    request: InboundRequest,
+    body: str,
+    command: Command,
+    now: dt.datetime,
+) -> InboundResult:
+    agency = found.agency
     try:
-        number = phone.normalise(
+        number: str | None = phone.normalise(
             request.number, request.countrycode.strip().lstrip("+") or agency.country_code
         )
     except (InvalidPhoneNumber, ValueError):
         number = None
-    with db.transaction() as repos:
-        key = number or request.number.strip()[:40]
-        repos.inbound.serialise_number(agency.id, key)
-        if repos.inbound.seen_recently(agency.id, key, body[:480], now - DUPLICATE_WINDOW):
-            result = InboundResult("duplicate")
-        elif number is None:
-            result = InboundResult("unknown_number")
-        else:
-            result = _process(repos, found, number, body, now)
-        command = parse(body)
-        repos.inbound.add(
-            agency_id=agency.id,
-            received_at=now,
-            number=key,
-            shortcode=request.shortcode.strip()[:32],
-            text=body[:480],
-            command=None if isinstance(command, NotUnderstood) else command.describe(),
-            patrons_matched=result.patrons,
-            outcome=result.outcome,
-            renewed=result.renewed,
-            refused=result.refused,
-            replies=result.replies,
-        )
+    key = number or request.number.strip()[:40]
+    repos.inbound.serialise_number(agency.id, key)
+    if repos.inbound.seen_recently(agency.id, key, body[:480], now - DUPLICATE_WINDOW):
+        result = InboundResult("duplicate")
+    elif number is None:
+        result = InboundResult("unknown_number")
+    else:
+        result = _process(repos, found, number, command, now)
+    repos.inbound.add(
+        agency_id=agency.id,
+        received_at=now,
+        number=key,
+        shortcode=request.shortcode.strip()[:32],
+        text=body[:480],
+        command=None if isinstance(command, NotUnderstood) else command.describe(),
+        patrons_matched=result.patrons,
+        outcome=result.outcome,
+        renewed=result.renewed,
+        refused=result.refused,
+        replies=result.replies,
+    )
     return result
 
 
 def _process(
-    repos: Repositories, found: InboundAgency, number: str, body: str, now: dt.datetime
+    repos: Repositories,
+    found: InboundAgency,
+    number: str,
+    command: Command,
+    now: dt.datetime,
 ) -> InboundResult:
     agency, settings = found.agency, found.settings
     matched = repos.patrons.by_number(agency.id, number)
@@ -135,7 +155,6 @@ def _process(
     result = InboundResult("renewed", patrons=[p.patron_id for _, p in matched])
     texts = Texts(agency.language.value, settings.get("texts", {}))
     replies: list[str] = []
-    command = parse(body)
     if isinstance(command, NotUnderstood):
         result.outcome = "not_understood"
         replies.append(texts.get("help", prefix=command.prefix or DEFAULT_PREFIX))
