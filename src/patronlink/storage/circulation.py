@@ -48,6 +48,29 @@ _RENEW = (
     )
     .values(due_date=bindparam("new_due_date"), renewal_count=bindparam("new_count"))
 )
+# The active loans of some patrons, each with every reservation on its item (one row per loan
+# and reservation): renewal by SMS needs both, and one query is one round trip less.
+_RESERVER = patrons.alias("reserver")
+_ACTIVE_LOANS_AND_RESERVATIONS = (
+    _loan_query()
+    .add_columns(
+        reservations.c.id.label("reservation_id"),
+        reservations.c.agency_id.label("reservation_agency_id"),
+        _RESERVER.c.patron_id.label("reserved_by"),
+        reservations.c.created_at.label("reserved_at"),
+    )
+    .outerjoin(
+        reservations,
+        (reservations.c.item_pk == loans.c.item_pk)
+        & (reservations.c.agency_id == bindparam("agency_id")),
+    )
+    .outerjoin(_RESERVER, _RESERVER.c.id == reservations.c.patron_pk)
+    .where(
+        loans.c.patron_pk.in_(bindparam("patron_pks", expanding=True)),
+        loans.c.returned_at.is_(None),
+    )
+    .order_by(loans.c.due_date, loans.c.id, reservations.c.created_at)
+)
 _RESERVATIONS_FOR_ITEMS = (
     select(
         reservations.c.id,
@@ -154,6 +177,29 @@ class CirculationRepository:
         stmt = _ACTIVE_PATRON_LOANS if active_only else _PATRON_LOANS
         rows = self._conn.execute(stmt, {"patron_pks": list(patron_pks)})
         return [(self._loan(r), r.title) for r in rows]
+
+    def active_loans_and_reservations(
+        self, agency_id: str, patron_pks: list[int]
+    ) -> tuple[list[tuple[Loan, str]], list[Reservation]]:
+        """As ``loans_with_titles`` (active only), with ``reservations_for_items`` on their items
+        (in no particular order), in one query."""
+        if not patron_pks:
+            return [], []
+        found: dict[int, tuple[Loan, str]] = {}
+        held: dict[int, Reservation] = {}
+        params = {"agency_id": agency_id, "patron_pks": list(patron_pks)}
+        for r in self._conn.execute(_ACTIVE_LOANS_AND_RESERVATIONS, params):
+            if r.id not in found:
+                found[r.id] = (self._loan(r), r.title)
+            if r.reservation_id is not None and r.reservation_id not in held:
+                held[r.reservation_id] = Reservation(
+                    id=r.reservation_id,
+                    agency_id=r.reservation_agency_id,
+                    item_number=r.item_number,
+                    patron_id=r.reserved_by,
+                    created_at=r.reserved_at,
+                )
+        return list(found.values()), list(held.values())
 
     def active_loan_of_item(self, agency_id: str, item_number: str) -> Loan | None:
         row = self._conn.execute(
