@@ -148,6 +148,7 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Figures:
     health: list[float] = field(default_factory=list)
+    health_p99: list[float] = field(default_factory=list)
     renew: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
@@ -164,8 +165,11 @@ def measure(db_url: str, args: argparse.Namespace) -> Figures:
     with process(command, f"{base}/healthz", env=env):
         asyncio.run(load(f"{base}/rest/{AGENCY}/smsgateway", 1.0, 4, inbound=True))  # warm
         for _ in range(args.rounds):
-            rate, _ = asyncio.run(load(f"{base}/healthz", args.seconds, args.clients, False))
+            rate, latencies = asyncio.run(
+                load(f"{base}/healthz", args.seconds, args.clients, False)
+            )
             figures.health.append(rate)
+            figures.health_p99.append(percentile(latencies, 0.99) * 1000)
             rate, latencies = asyncio.run(
                 load(f"{base}/rest/{AGENCY}/smsgateway", args.seconds, args.clients, True)
             )
@@ -198,7 +202,10 @@ def main() -> None:
     )
     for backend, figures in results.items():
         health, renew = median(figures.health), median(figures.renew)
-        print(f"  {backend:<10} /healthz        {health:>8.0f} req/s")
+        print(
+            f"  {backend:<10} /healthz        {health:>8.0f} req/s"
+            f"                           p99 {median(figures.health_p99):.1f} ms"
+        )
         print(
             f"  {backend:<10} renew by SMS    {renew:>8.0f} req/s   ratio {renew / health:.2f}"
             f"   p50 {median(figures.p50):.1f} ms   p99 {median(figures.p99):.1f} ms"
