@@ -1,11 +1,13 @@
 """Renewal by SMS under load: latency and requests/s against /healthz of the same server.
 
-``python -m bench.inbound [--patrons 100000] [--seconds 8] [--rounds 3] [--clients 32]``
+``python -m bench.inbound [--patrons 100000] [--seconds 8] [--rounds 3] [--clients 32]
+[--postgres URL]``
 
-A real ``patronlink serve`` (SQLite, no worker) holds 100,000 patrons; one sender's number is
-shared by a patron with three loans. Each request is a full renewal: credentials, number lookup,
-decisions and reply texts queued. The text's prefix word changes on every request so that the
-120-second duplicate check does not turn requests into no-ops.
+A real ``patronlink serve`` (no worker) holds 100,000 patrons on SQLite, and with ``--postgres``
+(default: ``$PATRONLINK_TEST_POSTGRES_URL``) also in a fresh PostgreSQL database made for the run;
+one sender's number is shared by a patron with three loans. Each request is a full renewal:
+credentials, number lookup, decisions and reply texts queued. The text's prefix word changes on
+every request so that the 120-second duplicate check does not turn requests into no-ops.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from sqlalchemy import insert
 
 from bench.common import free_port, median, process
+from bench.dispatch import create_pg, drop_pg
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency
 from patronlink.services.configure import agency_settings
@@ -141,45 +145,71 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@dataclass
+class Figures:
+    health: list[float] = field(default_factory=list)
+    health_p99: list[float] = field(default_factory=list)
+    renew: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+
+
+def measure(db_url: str, args: argparse.Namespace) -> Figures:
+    """Rounds of /healthz then renewal by SMS against one server on ``db_url``."""
+    prepare(db_url, args.patrons)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
+    figures = Figures()
+    with process(command, f"{base}/healthz", env=env):
+        asyncio.run(load(f"{base}/rest/{AGENCY}/smsgateway", 1.0, 4, inbound=True))  # warm
+        for _ in range(args.rounds):
+            rate, latencies = asyncio.run(
+                load(f"{base}/healthz", args.seconds, args.clients, False)
+            )
+            figures.health.append(rate)
+            figures.health_p99.append(percentile(latencies, 0.99) * 1000)
+            rate, latencies = asyncio.run(
+                load(f"{base}/rest/{AGENCY}/smsgateway", args.seconds, args.clients, True)
+            )
+            figures.renew.append(rate)
+            figures.p50.append(percentile(latencies, 0.50) * 1000)
+            figures.p99.append(percentile(latencies, 0.99) * 1000)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patrons", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--postgres", default=os.environ.get("PATRONLINK_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    results: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        prepare(db_url, args.patrons)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
-        command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
-        health: list[float] = []
-        renew: list[float] = []
-        p50: list[float] = []
-        p99: list[float] = []
-        with process(command, f"{base}/healthz", env=env):
-            asyncio.run(load(f"{base}/rest/{AGENCY}/smsgateway", 1.0, 4, inbound=True))  # warm
-            for _ in range(args.rounds):
-                rate, _ = asyncio.run(load(f"{base}/healthz", args.seconds, args.clients, False))
-                health.append(rate)
-                rate, latencies = asyncio.run(
-                    load(f"{base}/rest/{AGENCY}/smsgateway", args.seconds, args.clients, True)
-                )
-                renew.append(rate)
-                p50.append(percentile(latencies, 0.50) * 1000)
-                p99.append(percentile(latencies, 0.99) * 1000)
+        results["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args)
+    if args.postgres:
+        pg_url, name = create_pg(args.postgres)
+        try:
+            results["postgresql"] = measure(pg_url, args)
+        finally:
+            drop_pg(args.postgres, name)
     print(
         f"inbound benchmark: {args.patrons} patrons, {args.clients} clients, "
         f"{args.rounds} rounds of {args.seconds:.0f} s, medians"
     )
-    print(f"  /healthz        {median(health):>8.0f} req/s")
-    ratio = median(renew) / median(health)
-    print(
-        f"  renew by SMS    {median(renew):>8.0f} req/s   ratio {ratio:.2f}"
-        f"   p50 {median(p50):.1f} ms   p99 {median(p99):.1f} ms"
-    )
+    for backend, figures in results.items():
+        health, renew = median(figures.health), median(figures.renew)
+        print(
+            f"  {backend:<10} /healthz        {health:>8.0f} req/s"
+            f"                           p99 {median(figures.health_p99):.1f} ms"
+        )
+        print(
+            f"  {backend:<10} renew by SMS    {renew:>8.0f} req/s   ratio {renew / health:.2f}"
+            f"   p50 {median(figures.p50):.1f} ms   p99 {median(figures.p99):.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -373,3 +373,26 @@ def test_staff_api_shows_the_inbound_log(server: Server) -> None:
     )
     assert len(rows[0]["replies"]) == 2
     assert "password" not in str(rows[0])
+
+
+def test_password_change_takes_effect_with_the_next_request(server: Server) -> None:
+    assert server.call("a forny alle").status_code == 200  # the password is remembered now
+    with server.db.transaction() as repos:
+        repos.integration_users.set_password_hash(AGENCY, "sms", hash_password("NewPassword"))
+    assert server.call("b forny alle").status_code == 401  # the remembered check is not used
+    assert server.call("c forny alle", password="NewPassword").status_code == 200
+    with server.db.transaction() as repos:
+        repos.integration_users.remove_except(AGENCY, set())
+    assert server.call("d forny alle", password="NewPassword").status_code == 401
+    assert [row["text"] for row in server.log()] == ["a forny alle", "c forny alle"]
+
+
+def test_duplicate_check_among_many_texts_from_one_number(server: Server) -> None:
+    for i in range(30):
+        assert server.call(f"x{i} forny alle").status_code == 200
+    assert server.call("x7 forny alle").status_code == 200  # a provider's retry
+    assert server.call("x30 forny alle").status_code == 200
+    outcomes = [row["outcome"] for row in server.log()]
+    assert outcomes[30] == "duplicate"
+    assert outcomes[31] != "duplicate"
+    assert outcomes[:30].count("duplicate") == 0

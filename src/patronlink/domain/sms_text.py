@@ -36,6 +36,7 @@ GSM7_BASIC: Final = frozenset(
 )
 # The extension table: each costs an escape septet plus itself.
 GSM7_EXTENSION: Final = frozenset("\f^{}\\[~]|€")
+_GSM7_ALL: Final = GSM7_BASIC | GSM7_EXTENSION
 
 SINGLE_GSM7: Final = 160
 PART_GSM7: Final = 153
@@ -59,9 +60,7 @@ class TextAccount:
 
 def encoding(text: str) -> Encoding:
     """``"GSM-7"`` if every character is in the GSM alphabet or its extension, else ``"UCS-2"``."""
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
-        return "GSM-7"
-    return "UCS-2"
+    return "GSM-7" if _GSM7_ALL.issuperset(text) else "UCS-2"
 
 
 def _char_units(text: str, enc: Encoding) -> list[int]:
@@ -85,10 +84,16 @@ def _pack(char_units: list[int], part_size: int) -> int:
 def account(text: str) -> TextAccount:
     """The encoding, units and segments of ``text`` as it would go out unchanged."""
     enc = encoding(text)
-    char_units = _char_units(text, enc)
-    units = sum(char_units)
-    single, part = (SINGLE_GSM7, PART_GSM7) if enc == "GSM-7" else (SINGLE_UCS2, PART_UCS2)
-    count = 1 if units <= single else _pack(char_units, part)
+    # The units are counted without a Python loop over the characters (every reply text is
+    # accounted on the hot path of renewal by SMS); the per-character list is needed only to
+    # pack a text that takes more than one part.
+    if enc == "GSM-7":
+        units = len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION.intersection(text))
+        single, part = SINGLE_GSM7, PART_GSM7
+    else:
+        units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+        single, part = SINGLE_UCS2, PART_UCS2
+    count = 1 if units <= single else _pack(_char_units(text, enc), part)
     return TextAccount(encoding=enc, units=units, segments=count)
 
 

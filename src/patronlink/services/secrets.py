@@ -93,12 +93,19 @@ class VerifiedPasswords:
         self._size = size
         self._seen: dict[tuple[str, str], None] = {}
 
+    def _key_for(self, password_hash: str, password: str) -> tuple[str, str]:
+        mac = hmac.new(self._key, password.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
+        return password_hash, mac
+
+    def remembered(self, password_hash: str | None, password: str) -> bool:
+        """Whether this password was verified against this very hash recently (no argon2)."""
+        return password_hash is not None and self._key_for(password_hash, password) in self._seen
+
     def verify(self, password_hash: str | None, password: str) -> bool:
         if password_hash is None:
             verify_password(None, password)  # same cost as a wrong password
             return False
-        mac = hmac.new(self._key, password.encode("utf-8", "surrogatepass"), "sha256").hexdigest()
-        key = (password_hash, mac)
+        key = self._key_for(password_hash, password)
         if key in self._seen:
             return True
         if not verify_password(password_hash, password):

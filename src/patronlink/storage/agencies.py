@@ -5,11 +5,30 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from patronlink.domain.agency import Agency, Branch, Language, is_bare_number
 from patronlink.storage.tables import agencies, import_sources, integration_users
 from patronlink.storage.tables import branches as _branches
+
+
+def _credentials(by_number: bool) -> Any:
+    # Built once: the hot path of renewal by SMS runs it on every request, and a statement
+    # object that is reused also keeps its SQL cache key (no per-call construction or hashing).
+    key = agencies.c.number if by_number else agencies.c.id
+    return (
+        select(agencies, integration_users.c.password_hash)
+        .outerjoin(
+            integration_users,
+            (integration_users.c.agency_id == agencies.c.id)
+            & (integration_users.c.username == bindparam("username")),
+        )
+        .where(key == bindparam("ref"))
+    )
+
+
+_CREDENTIALS_BY_ID = _credentials(by_number=False)
+_CREDENTIALS_BY_NUMBER = _credentials(by_number=True)
 
 
 class AgencyRepository:
@@ -37,6 +56,29 @@ class AgencyRepository:
         if row is None:
             return None
         return self._to_domain(row, branches=branches), dict(row["settings"] or {})
+
+    def with_credentials(
+        self, ref: str, username: str
+    ) -> tuple[Agency, dict[str, Any], str | None] | None:
+        """The agency (no branches), its settings and the integration user's password hash
+        (None: no such user), in one query."""
+        ref = ref.strip()
+        if "\x00" in ref or "\x00" in username:
+            return None if "\x00" in ref else self._without_user(ref)
+        if is_bare_number(ref):
+            stmt, key = _CREDENTIALS_BY_NUMBER, ref
+        else:
+            prefix, _, rest = ref.partition("-")
+            stmt, key = _CREDENTIALS_BY_ID, f"{prefix.upper()}-{rest}"
+        row = self._conn.execute(stmt, {"ref": key, "username": username}).mappings().first()
+        if row is None:
+            return None
+        agency = self._to_domain(row, branches=False)
+        return agency, dict(row["settings"] or {}), row["password_hash"]
+
+    def _without_user(self, ref: str) -> tuple[Agency, dict[str, Any], str | None] | None:
+        found = self.get_with_settings(ref, branches=False)
+        return None if found is None else (found[0], found[1], None)
 
     def list(self) -> list[Agency]:
         rows = self._conn.execute(select(agencies).order_by(agencies.c.id)).mappings().all()

@@ -5,12 +5,88 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patronlink.domain.circulation import Item, Loan, Reservation
 from patronlink.domain.errors import Conflict
 from patronlink.storage.tables import items, loans, patrons, reservations
+
+
+def _loan_query() -> Any:
+    return (
+        select(
+            loans.c.id,
+            loans.c.agency_id,
+            patrons.c.patron_id,
+            items.c.item_number,
+            items.c.title,
+            loans.c.loaned_at,
+            loans.c.due_date,
+            loans.c.renewal_count,
+            loans.c.returned_at,
+        )
+        .join(patrons, patrons.c.id == loans.c.patron_pk)
+        .join(items, items.c.id == loans.c.item_pk)
+    )
+
+
+# The statements renewal by SMS runs on every request, built once (a reused statement keeps its
+# SQL cache key: no per-call construction or hashing).
+_PATRON_LOANS = (
+    _loan_query()
+    .where(loans.c.patron_pk.in_(bindparam("patron_pks", expanding=True)))
+    .order_by(loans.c.due_date, loans.c.id)
+)
+_ACTIVE_PATRON_LOANS = _PATRON_LOANS.where(loans.c.returned_at.is_(None))
+_RENEW = (
+    update(loans)
+    .where(
+        loans.c.id == bindparam("loan_id"),
+        loans.c.renewal_count == bindparam("expected_count"),
+        loans.c.returned_at.is_(None),
+    )
+    .values(due_date=bindparam("new_due_date"), renewal_count=bindparam("new_count"))
+)
+# The active loans of some patrons, each with every reservation on its item (one row per loan
+# and reservation): renewal by SMS needs both, and one query is one round trip less.
+_RESERVER = patrons.alias("reserver")
+_ACTIVE_LOANS_AND_RESERVATIONS = (
+    _loan_query()
+    .add_columns(
+        reservations.c.id.label("reservation_id"),
+        reservations.c.agency_id.label("reservation_agency_id"),
+        _RESERVER.c.patron_id.label("reserved_by"),
+        reservations.c.created_at.label("reserved_at"),
+    )
+    .outerjoin(
+        reservations,
+        (reservations.c.item_pk == loans.c.item_pk)
+        & (reservations.c.agency_id == bindparam("agency_id")),
+    )
+    .outerjoin(_RESERVER, _RESERVER.c.id == reservations.c.patron_pk)
+    .where(
+        loans.c.patron_pk.in_(bindparam("patron_pks", expanding=True)),
+        loans.c.returned_at.is_(None),
+    )
+    .order_by(loans.c.due_date, loans.c.id, reservations.c.created_at)
+)
+_RESERVATIONS_FOR_ITEMS = (
+    select(
+        reservations.c.id,
+        reservations.c.agency_id,
+        items.c.item_number,
+        patrons.c.patron_id,
+        reservations.c.created_at,
+    )
+    .join(items, items.c.id == reservations.c.item_pk)
+    .join(patrons, patrons.c.id == reservations.c.patron_pk)
+    .where(
+        reservations.c.agency_id == bindparam("agency_id"),
+        items.c.item_number.in_(bindparam("item_numbers", expanding=True)),
+    )
+    .order_by(reservations.c.created_at)
+)
 
 
 class CirculationRepository:
@@ -45,21 +121,7 @@ class CirculationRepository:
 
     # Loans -------------------------------------------------------------------------------
     def _loan_query(self) -> Any:
-        return (
-            select(
-                loans.c.id,
-                loans.c.agency_id,
-                patrons.c.patron_id,
-                items.c.item_number,
-                items.c.title,
-                loans.c.loaned_at,
-                loans.c.due_date,
-                loans.c.renewal_count,
-                loans.c.returned_at,
-            )
-            .join(patrons, patrons.c.id == loans.c.patron_pk)
-            .join(items, items.c.id == loans.c.item_pk)
-        )
+        return _loan_query()
 
     @staticmethod
     def _loan(row: Any) -> Loan:
@@ -110,11 +172,34 @@ class CirculationRepository:
         self, patron_pks: list[int], *, active_only: bool = True
     ) -> list[tuple[Loan, str]]:
         """Loans of these patrons with item titles, oldest due first."""
-        stmt = self._loan_query().where(loans.c.patron_pk.in_(patron_pks))
-        if active_only:
-            stmt = stmt.where(loans.c.returned_at.is_(None))
-        stmt = stmt.order_by(loans.c.due_date, loans.c.id)
-        return [(self._loan(r), r.title) for r in self._conn.execute(stmt)]
+        if not patron_pks:
+            return []
+        stmt = _ACTIVE_PATRON_LOANS if active_only else _PATRON_LOANS
+        rows = self._conn.execute(stmt, {"patron_pks": list(patron_pks)})
+        return [(self._loan(r), r.title) for r in rows]
+
+    def active_loans_and_reservations(
+        self, agency_id: str, patron_pks: list[int]
+    ) -> tuple[list[tuple[Loan, str]], list[Reservation]]:
+        """As ``loans_with_titles`` (active only), with ``reservations_for_items`` on their items
+        (in no particular order), in one query."""
+        if not patron_pks:
+            return [], []
+        found: dict[int, tuple[Loan, str]] = {}
+        held: dict[int, Reservation] = {}
+        params = {"agency_id": agency_id, "patron_pks": list(patron_pks)}
+        for r in self._conn.execute(_ACTIVE_LOANS_AND_RESERVATIONS, params):
+            if r.id not in found:
+                found[r.id] = (self._loan(r), r.title)
+            if r.reservation_id is not None and r.reservation_id not in held:
+                held[r.reservation_id] = Reservation(
+                    id=r.reservation_id,
+                    agency_id=r.reservation_agency_id,
+                    item_number=r.item_number,
+                    patron_id=r.reserved_by,
+                    created_at=r.reserved_at,
+                )
+        return list(found.values()), list(held.values())
 
     def active_loan_of_item(self, agency_id: str, item_number: str) -> Loan | None:
         row = self._conn.execute(
@@ -129,13 +214,13 @@ class CirculationRepository:
     def renew(self, loan_id: int, new_due_date: dt.date, expected_count: int) -> bool:
         """Renew unless someone else renewed it meanwhile (optimistic check on the count)."""
         result = self._conn.execute(
-            update(loans)
-            .where(
-                loans.c.id == loan_id,
-                loans.c.renewal_count == expected_count,
-                loans.c.returned_at.is_(None),
-            )
-            .values(due_date=new_due_date, renewal_count=expected_count + 1)
+            _RENEW,
+            {
+                "loan_id": loan_id,
+                "expected_count": expected_count,
+                "new_due_date": new_due_date,
+                "new_count": expected_count + 1,
+            },
         )
         return result.rowcount == 1
 
@@ -167,17 +252,8 @@ class CirculationRepository:
         if not item_numbers:
             return []
         rows = self._conn.execute(
-            select(
-                reservations.c.id,
-                reservations.c.agency_id,
-                items.c.item_number,
-                patrons.c.patron_id,
-                reservations.c.created_at,
-            )
-            .join(items, items.c.id == reservations.c.item_pk)
-            .join(patrons, patrons.c.id == reservations.c.patron_pk)
-            .where(reservations.c.agency_id == agency_id, items.c.item_number.in_(item_numbers))
-            .order_by(reservations.c.created_at)
+            _RESERVATIONS_FOR_ITEMS,
+            {"agency_id": agency_id, "item_numbers": list(item_numbers)},
         )
         return [
             Reservation(

@@ -5,9 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, insert, literal, select, text
 
 from patronlink.storage.tables import inbound_sms
+
+# Built once (they run on every inbound request). The dedupe lookup is one probe of the index
+# on (agency_id, number, text, received_at): however often one number texts, it does not scan
+# that number's other recent messages.
+_SEEN_RECENTLY = (
+    select(literal(1))
+    .where(
+        inbound_sms.c.agency_id == bindparam("agency_id"),
+        inbound_sms.c.number == bindparam("number"),
+        inbound_sms.c.text == bindparam("body"),
+        inbound_sms.c.received_at >= bindparam("since", type_=inbound_sms.c.received_at.type),
+        inbound_sms.c.outcome != "duplicate",
+    )
+    .limit(1)
+)
+_ADD = insert(inbound_sms).returning(inbound_sms.c.id)
 
 
 class InboundRepository:
@@ -23,21 +39,11 @@ class InboundRepository:
             )
 
     def seen_recently(self, agency_id: str, number: str, body: str, since: dt.datetime) -> bool:
-        stmt = select(func.count()).where(
-            inbound_sms.c.agency_id == agency_id,
-            inbound_sms.c.number == number,
-            inbound_sms.c.text == body,
-            inbound_sms.c.received_at >= since,
-            inbound_sms.c.outcome != "duplicate",
-        )
-        return int(self._conn.execute(stmt).scalar_one()) > 0
+        params = {"agency_id": agency_id, "number": number, "body": body, "since": since}
+        return self._conn.execute(_SEEN_RECENTLY, params).first() is not None
 
     def add(self, **row: Any) -> int:
-        return int(
-            self._conn.execute(
-                insert(inbound_sms).values(**row).returning(inbound_sms.c.id)
-            ).scalar_one()
-        )
+        return int(self._conn.execute(_ADD, row).scalar_one())
 
     def search(
         self, agency_id: str, *, number: str | None = None, limit: int = 100, offset: int = 0

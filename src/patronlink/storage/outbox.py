@@ -124,6 +124,11 @@ def _bind_time(conn: Connection, value: dt.datetime) -> Any:
     return value
 
 
+# Built once: renewal by SMS queues its replies on every request.
+_ENQUEUE_ONE = insert(messages).returning(messages.c.id)
+_ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+
+
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -150,14 +155,8 @@ class OutboxRepository:
             for m in new
         ]
         if len(rows) == 1:
-            return [
-                int(
-                    self._conn.execute(insert(messages).returning(messages.c.id), rows).scalar_one()
-                )
-            ]
-        result = self._conn.execute(
-            insert(messages).returning(messages.c.id, sort_by_parameter_order=True), rows
-        )
+            return [int(self._conn.execute(_ENQUEUE_ONE, rows).scalar_one())]
+        result = self._conn.execute(_ENQUEUE_MANY, rows)
         return [int(r) for r in result.scalars()]
 
     def claim(

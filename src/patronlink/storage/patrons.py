@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from patronlink.domain.errors import Conflict
@@ -30,6 +30,24 @@ def patron_row_values(patron: Patron) -> dict[str, Any]:
         "external_id": patron.external_id,
         "extra": dict(patron.extra),
     }
+
+
+# Every patron with a number, and each patron's phone numbers (kind "phone", in order), in one
+# query. Built once: renewal by SMS runs it on every request (see ``by_number``).
+_PHONES = patron_phones.alias("phones")
+_BY_NUMBER = (
+    select(patrons, _PHONES.c.number.label("phone_number"))
+    .outerjoin(_PHONES, (_PHONES.c.patron_pk == patrons.c.id) & (_PHONES.c.kind == "phone"))
+    .where(
+        patrons.c.id.in_(
+            select(patron_phones.c.patron_pk).where(
+                patron_phones.c.agency_id == bindparam("agency_id"),
+                patron_phones.c.number == bindparam("number"),
+            )
+        )
+    )
+    .order_by(patrons.c.patron_id, patrons.c.id, _PHONES.c.position)
+)
 
 
 class PatronRepository:
@@ -118,12 +136,12 @@ class PatronRepository:
 
     def by_number(self, agency_id: str, e164: str) -> list[tuple[int, Patron]]:
         """Every patron of the agency with this number as a phone or SMS number."""
-        pks = (
-            select(patron_phones.c.patron_pk)
-            .where(patron_phones.c.agency_id == agency_id, patron_phones.c.number == e164)
-            .scalar_subquery()
-        )
-        return self._select(patrons.c.id.in_(pks), order=patrons.c.patron_id)
+        rows: dict[int, tuple[Any, list[str]]] = {}
+        for row in self._conn.execute(_BY_NUMBER, {"agency_id": agency_id, "number": e164}):
+            found = rows.setdefault(row.id, (row._mapping, []))
+            if row.phone_number is not None:
+                found[1].append(row.phone_number)
+        return [(pk, _to_domain(row, tuple(phones))) for pk, (row, phones) in rows.items()]
 
     def search(
         self, agency_id: str, query: str | None = None, *, limit: int = 50, offset: int = 0

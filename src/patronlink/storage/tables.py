@@ -229,7 +229,7 @@ message_attempts = Table(
     Index("ix_message_attempts_message", "message_id"),
 )
 
-# --- Inbound SMS (migration 0004) --------------------------------------------------------------
+# --- Inbound SMS (migrations 0004, 0007) ---------------------------------------------------
 
 inbound_sms = Table(
     "inbound_sms",
@@ -251,7 +251,7 @@ inbound_sms = Table(
     Column("refused", Integer, nullable=False, default=0),
     Column("replies", JSON, nullable=False, default=list),  # outbox message ids
     Index("ix_inbound_sms_agency_time", "agency_id", "received_at"),
-    Index("ix_inbound_sms_dedupe", "agency_id", "number", "received_at"),
+    Index("ix_inbound_sms_dedupe_text", "agency_id", "number", "text", "received_at"),
 )
 
 # --- Patron import (issue 6): runs, their record errors, per-patron and per-source state ---

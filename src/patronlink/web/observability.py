@@ -95,6 +95,7 @@ class AccessLog:
         self.app = app
         self.metrics = metrics
         self.log = structlog.get_logger("patronlink.access")
+        self._stdlib = logging.getLogger("patronlink.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,13 +118,15 @@ class AccessLog:
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
-            client = scope.get("client")
-            self.log.info(
-                "request",
-                method=scope["method"],
-                path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
-                query=redact_query(scope.get("query_string", b"")),
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                client=client[0] if client else None,
-            )
+            # At level warning there is no line to write: skip redacting and rendering it.
+            if self._stdlib.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                self.log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
+                    query=redact_query(scope.get("query_string", b"")),
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    client=client[0] if client else None,
+                )

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patronlink.domain.errors import NotFound, PermissionDenied, Unauthenticated
 from patronlink.services.clock import Clock
-from patronlink.services.renew_by_sms import InboundRequest, authenticate, handle_inbound
+from patronlink.services.renew_by_sms import InboundRequest, receive_inbound
 from patronlink.services.secrets import VerifiedPasswords
 from patronlink.storage.database import Database
 
@@ -124,14 +124,13 @@ def _serve(
 ) -> tuple[int, str]:
     """Authenticate and handle in one trip to the thread pool; the HTTP status and a message."""
     try:
-        agency = authenticate(db, inbound, passwords)
+        receive_inbound(db, inbound, passwords, clock)
     except Unauthenticated:
         return 401, "wrong user or password"
     except NotFound as exc:
         return 404, str(exc)
     except PermissionDenied as exc:
         return 403, str(exc)
-    handle_inbound(db, agency, inbound, clock)
     return 200, ""
 
 
