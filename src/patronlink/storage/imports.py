@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from sqlalchemy import (
@@ -70,6 +71,20 @@ def _phone_rows(pk: int, patron: Patron) -> list[dict[str, Any]]:
         {"patron_pk": pk, "position": i, "agency_id": patron.agency_id, "number": n, "kind": k}
         for i, (n, k) in enumerate(_numbers(patron))
     ]
+
+
+def _json_lines(lines: tuple[str, ...]) -> str:
+    """``json.dumps(list(lines))``, the same text, without the encoder's Python layers (an
+    import writes two JSON columns per patron)."""
+    return "[" + ", ".join(map(_quote, lines)) + "]"
+
+
+def _json_extra(extra: Mapping[str, Any]) -> str:
+    """``json.dumps(dict(extra))`` as ``_json_lines`` does it (text values; others through
+    json.dumps)."""
+    if not all(type(k) is str and type(v) is str for k, v in extra.items()):
+        return json.dumps(dict(extra))
+    return "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in extra.items()) + "}"
 
 
 # Matching a batch: the patron with what its import state says, as plain driver rows.
@@ -212,8 +227,8 @@ class ImportStore:
 
         return (
             p.patron_id, p.name, p.status.value, day(p.expiry_date), p.email, p.sms_number,
-            p.want_sms, json.dumps(list(p.address_lines)), p.zip, day(p.birth_date),
-            p.home_branch, p.source, p.external_id, json.dumps(dict(p.extra)),
+            p.want_sms, _json_lines(p.address_lines), p.zip, day(p.birth_date),
+            p.home_branch, p.source, p.external_id, _json_extra(p.extra),
         )  # fmt: skip
 
     def _refresh_statistics(self) -> None:
