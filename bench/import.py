@@ -5,7 +5,8 @@
 For each backend: import ``--records`` users into an empty database (create), again with every
 tenth user changed (10% changed), and again unchanged; then a raw ``executemany`` upsert of the
 same rows through the driver (no parsing, no validation, no diff) as the baseline of the same run.
-Medians of ``--repeats``. Last, the peak RSS of a process importing ``--rss-records`` users.
+Medians of ``--repeats``. Last, the peak RSS of an import of ``--rss-records`` users (the importing
+process and its reader process).
 PostgreSQL is used when ``PATRONLINK_TEST_POSTGRES_URL`` is set (a scratch database is created).
 """
 
