@@ -5,7 +5,8 @@
 For each backend: import ``--records`` users into an empty database (create), again with every
 tenth user changed (10% changed), and again unchanged; then a raw ``executemany`` upsert of the
 same rows through the driver (no parsing, no validation, no diff) as the baseline of the same run.
-Medians of ``--repeats``. Last, the peak RSS of a process importing ``--rss-records`` users.
+Medians of ``--repeats``. Last, the peak RSS of an import of ``--rss-records`` users (the importing
+process and its reader process).
 PostgreSQL is used when ``PATRONLINK_TEST_POSTGRES_URL`` is set (a scratch database is created).
 """
 
@@ -196,17 +197,43 @@ def bench_backend(backend: str, records: int, repeats: int, work: Path, url: str
     return {"backend": backend, **{f"{k}_per_s": records / v for k, v in medians.items()}, **ratios}
 
 
+def _children_peak_mb(stop: threading.Event, peak: list[float]) -> None:
+    """The largest VmHWM of this process's children (the feed's reader process), sampled.
+
+    Not ``RUSAGE_CHILDREN``: a child started by vfork is charged the parent's high-water mark
+    at its exec. VmHWM is the child's own peak since its exec and never falls, so the last
+    sample before it ends is its peak (it does not grow once the feed has ended).
+    """
+    me = os.getpid()
+    while not stop.wait(0.2):
+        for children in Path(f"/proc/{me}/task").glob("*/children"):
+            for pid in children.read_text().split():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue  # it ended meanwhile
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+
+
 def child_rss(url: str, directory: str) -> None:
     """Run in a subprocess: import the feed at ``url`` into a fresh SQLite; print peak RSS."""
     import resource
 
+    stop, reader_peak = threading.Event(), [0.0]
+    sampler = threading.Thread(target=_children_peak_mb, args=(stop, reader_peak), daemon=True)
+    sampler.start()
     with database("sqlite", Path(directory)) as db:
         add_source(db, url)
         start = time.perf_counter()
         report = run_import(db, SOURCE, trigger=Trigger.CLI, clock=clock, environ={})
         elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"records": report.counts.created, "seconds": elapsed, "peak_mb": peak_mb}))
+    result = {"records": report.counts.created, "seconds": elapsed}
+    print(json.dumps({**result, "peak_mb": peak_mb, "reader_mb": reader_peak[0]}))
 
 
 def main() -> None:
@@ -244,8 +271,10 @@ def main() -> None:
                     capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 result = json.loads(out.stdout.strip().splitlines()[-1])
+                total = result["peak_mb"] + result["reader_mb"]
                 print(f"peak RSS importing {result['records']:,} users into SQLite: "
-                      f"{result['peak_mb']:.0f} MB ({result['seconds']:.0f} s, "
+                      f"{total:.0f} MB = {result['peak_mb']:.0f} MB + reader process "
+                      f"{result['reader_mb']:.0f} MB ({result['seconds']:.0f} s, "
                       f"{result['records'] / result['seconds']:,.0f}/s)")  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from patronlink.cli import main
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.services.access import create_token
-from patronlink.services.import_patrons import run_import
+from patronlink.services.import_patrons import READER_PROCESS_FROM, run_import
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
@@ -124,8 +124,15 @@ def server() -> Iterator[object]:
     ],
     ids=["500", "401", "timeout", "truncated-json", "cut-connection", "malformed"],
 )
+@pytest.mark.parametrize("reading", [READER_PROCESS_FROM, 0], ids=["in-process", "reader-process"])
 def test_a_failing_source_changes_no_patron(
-    db: Database, clock: FrozenClock, server: object, feed: Feed, status: RunStatus, reason: str
+    db: Database,
+    clock: FrozenClock,
+    server: object,
+    feed: Feed,
+    status: RunStatus,
+    reason: str,
+    reading: int,
 ) -> None:
     srv = server
     assert hasattr(srv, "feeds")
@@ -136,7 +143,14 @@ def test_a_failing_source_changes_no_patron(
     before = patron_rows(db)
     srv.feeds["/bad.json"] = feed  # type: ignore[attr-defined]
     add_source(db, clock, url + "/bad.json", read_timeout=0.5, deactivate_missing=True)
-    report = run_import(db, SOURCE, trigger=Trigger.SCHEDULE, clock=clock, environ={})
+    report = run_import(
+        db,
+        SOURCE,
+        trigger=Trigger.SCHEDULE,
+        clock=clock,
+        environ={},
+        reader_process_from=reading,
+    )
     assert report.status is status
     assert reason in (report.message or "")
     assert patron_rows(db) == before

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.domain.patron import PatronStatus, new_patron
-from patronlink.services.import_patrons import RunReport, run_import
+from patronlink.services.import_patrons import READER_PROCESS_FROM, RunReport, run_import
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from tests.conftest import FrozenClock
@@ -27,18 +29,35 @@ def feed(tmp_path: Path, body: bytes, name: str = "feed.json") -> Path:
     return path
 
 
-def run(db: Database, clock: FrozenClock, path: Path, *, dry_run: bool = False) -> RunReport:
+@pytest.fixture(params=[READER_PROCESS_FROM, 0], ids=["in-process", "reader-process"])
+def reading(request: pytest.FixtureRequest) -> int:
+    """Every rule holds whether the feed is read in-process or in the reader process (these
+    feeds are small: 0 sends even them to the reader process)."""
+    value: int = request.param
+    return value
+
+
+def run(
+    db: Database, clock: FrozenClock, reading: int, path: Path, *, dry_run: bool = False
+) -> RunReport:
     return run_import(
-        db, SOURCE, trigger=Trigger.CLI, clock=clock, environ={}, dry_run=dry_run, file=path
+        db,
+        SOURCE,
+        trigger=Trigger.CLI,
+        clock=clock,
+        environ={},
+        dry_run=dry_run,
+        file=path,
+        reader_process_from=reading,
     )
 
 
 def test_create_then_unchanged_then_update_only_what_changed(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(db, clock, "file:///nonexistent.json", deactivate_missing=True)
     users = [folio_user(i) for i in range(5)]
-    first = run(db, clock, feed(tmp_path, folio_body(users)))
+    first = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert first.status is RunStatus.SUCCEEDED, first.message
     assert (first.counts.created, first.counts.updated, first.counts.unchanged) == (5, 0, 0)
     stored = patrons_by_id(db)["1000003"]
@@ -52,26 +71,26 @@ def test_create_then_unchanged_then_update_only_what_changed(
 
     before = patron_rows(db)
     clock.advance(days=1)
-    second = run(db, clock, feed(tmp_path, folio_body(users)))
+    second = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert (second.counts.created, second.counts.updated, second.counts.unchanged) == (0, 0, 5)
     assert patron_rows(db) == before  # not even updated_at moved
 
     users[2] = folio_user(2, variant=1)
-    third = run(db, clock, feed(tmp_path, folio_body(users)))
+    third = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert (third.counts.updated, third.counts.unchanged) == (1, 4)
     assert patrons_by_id(db)["1000002"].email == "user2.v1@example.org"
 
 
 def test_dry_run_lists_changes_and_writes_nothing(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(db, clock, "file:///x.json", deactivate_missing=True, max_deactivate_fraction=0.5)
     users = [folio_user(i) for i in range(4)]
-    run(db, clock, feed(tmp_path, folio_body(users)))
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
     before = patron_rows(db)
     runs_before = count(db, tables.import_runs)
     changed = [folio_user(0, variant=2), users[1], users[2], folio_user(9)]
-    report = run(db, clock, feed(tmp_path, folio_body(changed)), dry_run=True)
+    report = run(db, clock, reading, feed(tmp_path, folio_body(changed)), dry_run=True)
     assert report.dry_run
     assert report.run_id is None
     actions = {(c.action, c.patron_id): c.fields for c in report.changes}
@@ -85,7 +104,7 @@ def test_dry_run_lists_changes_and_writes_nothing(
 
 
 def test_record_errors_are_kept_and_do_not_stop_the_run(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(db, clock, "file:///x.json")
     bad_phone = folio_user(1)
@@ -95,7 +114,7 @@ def test_record_errors_are_kept_and_do_not_stop_the_run(
     bad_date = folio_user(3, expirationDate="30/06/2027")
     duplicate = folio_user(4, externalSystemId="ext-0000000", barcode="999")
     users = [folio_user(0), bad_phone, no_name, bad_date, duplicate, folio_user(5)]
-    report = run(db, clock, feed(tmp_path, folio_body(users)))
+    report = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert report.status is RunStatus.SUCCEEDED_WITH_ERRORS
     assert report.counts.created == 2
     assert report.counts.failed == 4
@@ -113,81 +132,89 @@ def test_record_errors_are_kept_and_do_not_stop_the_run(
 
 
 def test_missing_patrons_are_deactivated_only_when_safe(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(db, clock, "file:///x.json", deactivate_missing=True, max_deactivate_fraction=0.1)
     users = [folio_user(i) for i in range(20)]
-    run(db, clock, feed(tmp_path, folio_body(users)))
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
 
     # An empty feed deactivates nobody.
-    empty = run(db, clock, feed(tmp_path, folio_body([])))
+    empty = run(db, clock, reading, feed(tmp_path, folio_body([])))
     assert empty.status is RunStatus.SUCCEEDED
     assert empty.counts.deactivated == 0
     assert "empty" in (empty.message or "")
 
     # 60% missing: more than the limit, nobody goes.
-    most_missing = run(db, clock, feed(tmp_path, folio_body(users[:8])))
+    most_missing = run(db, clock, reading, feed(tmp_path, folio_body(users[:8])))
     assert most_missing.counts.deactivated == 0
     assert "60%" in (most_missing.message or "")
 
     # A failed record keeps everyone.
     broken = folio_user(0, expirationDate="never")
-    with_error = run(db, clock, feed(tmp_path, folio_body([broken, *users[1:19]])))
+    with_error = run(db, clock, reading, feed(tmp_path, folio_body([broken, *users[1:19]])))
     assert with_error.counts.deactivated == 0
     assert all(p.status is PatronStatus.ACTIVE for p in patrons_by_id(db).values())
 
     # One of twenty missing from a clean, complete feed: made inactive, never deleted.
-    safe = run(db, clock, feed(tmp_path, folio_body(users[:19])))
+    safe = run(db, clock, reading, feed(tmp_path, folio_body(users[:19])))
     assert safe.counts.deactivated == 1
     gone = patrons_by_id(db)["1000019"]
     assert gone.status is PatronStatus.INACTIVE
     assert count(db, tables.patrons) == 20
 
     # Back in the feed: active again.
-    back = run(db, clock, feed(tmp_path, folio_body(users)))
+    back = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert back.counts.updated == 1
     assert patrons_by_id(db)["1000019"].status is PatronStatus.ACTIVE
 
 
 def test_deactivation_waits_for_consecutive_missing_runs(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(
         db, clock, "file:///x.json", deactivate_missing=True, deactivate_after_missing_runs=2
     )
     users = [folio_user(i) for i in range(20)]
-    run(db, clock, feed(tmp_path, folio_body(users)))
-    assert run(db, clock, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 0
-    assert run(db, clock, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 1
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    assert run(db, clock, reading, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 0
+    assert run(db, clock, reading, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 1
     # Reappearing resets the count.
-    run(db, clock, feed(tmp_path, folio_body(users)))
-    assert run(db, clock, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 0
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    assert run(db, clock, reading, feed(tmp_path, folio_body(users[:19]))).counts.deactivated == 0
 
 
 def test_feed_flag_is_honoured_unless_the_source_overrides_it(
-    db: Database, clock: FrozenClock, tmp_path: Path
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
 ) -> None:
     add_source(db, clock, "file:///x.json")  # deactivate_missing not set: the feed decides
     users = [folio_user(i) for i in range(20)]
-    run(db, clock, feed(tmp_path, folio_body(users)))
-    kept = run(db, clock, feed(tmp_path, folio_body(users[:19], deactivateMissingUsers=False)))
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    kept = run(
+        db, clock, reading, feed(tmp_path, folio_body(users[:19], deactivateMissingUsers=False))
+    )
     assert kept.counts.deactivated == 0
     assert "off" in (kept.message or "")
-    gone = run(db, clock, feed(tmp_path, folio_body(users[:19], deactivateMissingUsers=True)))
+    gone = run(
+        db, clock, reading, feed(tmp_path, folio_body(users[:19], deactivateMissingUsers=True))
+    )
     assert gone.counts.deactivated == 1
     add_source(db, clock, "file:///x.json", deactivate_missing=False)
-    overridden = run(db, clock, feed(tmp_path, folio_body(users[:18], deactivateMissingUsers=True)))
+    overridden = run(
+        db, clock, reading, feed(tmp_path, folio_body(users[:18], deactivateMissingUsers=True))
+    )
     assert overridden.counts.deactivated == 0
 
 
-def test_falls_back_to_the_patron_id(db: Database, clock: FrozenClock, tmp_path: Path) -> None:
+def test_falls_back_to_the_patron_id(
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
+) -> None:
     add_source(db, clock, "file:///x.json")
     with db.transaction() as repos:
         repos.patrons.add(
             new_patron(agency_id=AGENCY, country_code="45", patron_id="1000001", name="By Hand"),
             clock(),
         )
-    report = run(db, clock, feed(tmp_path, folio_body([folio_user(0), folio_user(1)])))
+    report = run(db, clock, reading, feed(tmp_path, folio_body([folio_user(0), folio_user(1)])))
     assert (report.counts.created, report.counts.updated) == (1, 1)
     adopted = patrons_by_id(db)["1000001"]
     assert adopted.external_id == "ext-0000001"
@@ -195,12 +222,12 @@ def test_falls_back_to_the_patron_id(db: Database, clock: FrozenClock, tmp_path:
     assert count(db, tables.patrons) == 2
 
 
-def test_koha_csv(db: Database, clock: FrozenClock, tmp_path: Path) -> None:
+def test_koha_csv(db: Database, clock: FrozenClock, tmp_path: Path, reading: int) -> None:
     add_source(db, clock, "file:///x.csv", format="koha-csv")
     rows = [koha_row(i) for i in range(3)]
     rows[2]["dateexpiry"] = "2027-13-45"
     header = [*KOHA_HEADER, "favourite_colour"]
-    report = run(db, clock, feed(tmp_path, koha_body(rows, header), "b.csv"))
+    report = run(db, clock, reading, feed(tmp_path, koha_body(rows, header), "b.csv"))
     assert report.status is RunStatus.SUCCEEDED_WITH_ERRORS
     assert report.counts.created == 2
     assert [e.number for e in report.errors] == [3]

@@ -13,26 +13,54 @@ fails midway, a dry run) leaves every patron as it was.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from patronlink.domain.errors import ValidationError
 from patronlink.domain.import_records import (
+    Checked,
     FeedItem,
     ImportedRecord,
     PendingRecord,
     RecordError,
     changed_fields,
+    check,
     merge,
-    to_patron,
+    pending,
 )
 from patronlink.domain.import_runs import DeactivationRules, RunCounts, plan_deactivation
 from patronlink.domain.patron import Patron
 from patronlink.storage.imports import ImportStore, Known
 
 BATCH = 2000
+
+# Reads the entries of a batch elsewhere (``ReaderProcess.check``): fills in ``checked`` of the
+# entries given, may forget entries up to the number given, and reads ahead from now on when told.
+RemoteCheck = Callable[[list[PendingRecord], int, bool | None], None]
+# Read ahead (in the reader process) while more than this share of a batch needs reading.
+EAGER_SHARE = 0.25
+
+
+class _Keys:
+    """A set of patron keys as a bitmap: a million keys in 125 KB rather than 60 MB."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def add(self, key: int) -> None:
+        index = key >> 3
+        if index >= len(self._bits):
+            self._bits.extend(bytes(max(index + 1 - len(self._bits), len(self._bits))))
+        self._bits[index] |= 1 << (key & 7)
+
+    def update(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: int) -> bool:
+        index = key >> 3
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (key & 7)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +87,7 @@ class Synchroniser:
         collect_changes: bool = False,
         progress: Callable[[RunCounts], None] | None = None,
         batch_size: int = BATCH,
+        remote: RemoteCheck | None = None,
     ) -> None:
         self._store = ImportStore(conn)
         self._agency_id = agency_id
@@ -68,17 +97,16 @@ class Synchroniser:
         self._collect = collect_changes
         self._progress = progress
         self._batch_size = batch_size
-        self._batch: list[FeedItem] = []
-        # Memory grows with the feed only through these two sets (a million entries is well
-        # under 150 MB); everything else is per batch.
+        self._remote = remote
+        self._batch: list[RecordError | PendingRecord] = []
+        # Memory grows with the feed only through these two (the external ids of a million
+        # entries take about 100 MB, their keys 125 KB); everything else is per batch.
         self._seen_external: set[str] = set()
-        self._seen_pks: set[int] = set()
+        self._seen_pks = _Keys()
         self.counts = RunCounts()
         self.errors: list[RecordError] = []
         self.changes: list[Change] = []
         self.note: str | None = None
-        # Entries read and validated ahead, by number (see ``_read_ahead``).
-        self._ready: dict[int, tuple[ImportedRecord | RecordError, Patron | ValidationError]] = {}
 
     def close(self) -> None:
         """Wait for the store's background writes; call before the transaction ends."""
@@ -88,7 +116,7 @@ class Synchroniser:
         # Everything, errors included, goes through the batch so that each item is judged in
         # feed order (duplicates, errors) when its batch is applied.
         self.counts.records += 1
-        self._batch.append(item)
+        self._batch.append(pending(item) if isinstance(item, ImportedRecord) else item)
         if len(self._batch) >= self._batch_size:
             self.flush()
 
@@ -103,18 +131,19 @@ class Synchroniser:
         if self._progress is not None:
             self._progress(self.counts)
 
-    def _patron(self, record: ImportedRecord) -> Patron | ValidationError:
-        try:
-            return to_patron(
-                record,
-                agency_id=self._agency_id,
-                country_code=self._country_code,
-                source_id=self._source_id,
-            )
-        except ValidationError as exc:
-            return exc
+    def _check(self, item: PendingRecord) -> Checked | RecordError:
+        """Read and validate an entry here."""
+        record = item.read()
+        if isinstance(record, RecordError):
+            return record
+        return check(
+            record,
+            agency_id=self._agency_id,
+            country_code=self._country_code,
+            source_id=self._source_id,
+        )
 
-    def _read_ahead(self, batch: list[FeedItem]) -> None:
+    def _read_ahead(self, batch: list[RecordError | PendingRecord]) -> None:
         """Read and validate entries while the store still writes the previous batch.
 
         The writes of a first import run in the background (PostgreSQL); instead of waiting for
@@ -125,24 +154,36 @@ class Synchroniser:
         for item in batch:
             if not self._store.writing():
                 return
-            if isinstance(item, PendingRecord):
-                record = item.read()
-                patron = (
-                    self._patron(record)
-                    if isinstance(record, ImportedRecord)
-                    else ValidationError("")
-                )
-                self._ready[item.number] = (record, patron)
+            if isinstance(item, PendingRecord) and item.checked is None:
+                item.checked = self._check(item)
 
-    def _apply(self, batch: list[FeedItem]) -> None:
-        self._ready.clear()
-        self._read_ahead(batch)
+    def _apply(self, batch: list[RecordError | PendingRecord]) -> None:
+        if self._remote is None:
+            self._read_ahead(batch)
         known = self._store.by_external_id(
             self._agency_id,
             self._source_id,
             [i.external_id for i in batch if not isinstance(i, RecordError)],
         )
-        candidates: list[tuple[ImportedRecord, str, Known | None, Patron]] = []
+        if self._remote is not None:
+            # Every entry that is not unchanged by its digest is read in the reader process,
+            # in one request for the batch (a duplicate too: reading is harmless).
+            needed = [
+                i
+                for i in batch
+                if isinstance(i, PendingRecord) and not _unchanged(known.get(i.external_id), i)
+            ]
+            self._remote(needed, batch[-1].number, len(needed) > EAGER_SHARE * len(batch))
+        self._judge(batch, known)
+
+    def _checked(self, item: PendingRecord) -> Checked | RecordError:
+        if item.checked is None and self._remote is not None:
+            self._remote([item], 0, None)  # not asked for with its batch (not expected)
+        return item.checked if item.checked is not None else self._check(item)
+
+    def _judge(self, batch: list[RecordError | PendingRecord], known: dict[str, Known]) -> None:
+        """Each entry of the batch, in feed order: an error, unchanged, or to be written."""
+        candidates: list[tuple[int, str, str, Known | None, Patron]] = []
         seen = self._seen_external
         for item in batch:
             if isinstance(item, RecordError):
@@ -159,43 +200,39 @@ class Synchroniser:
                 )
                 continue
             match = known.get(external_id)
-            digest = item.fingerprint if isinstance(item, PendingRecord) else item.digest()
-            if match is not None and match.digest == digest and match.missing_runs == 0:
-                # The feed says what it said when the patron was last written. A pending entry
-                # is never even read into a record: this is most of a scheduled run.
+            if _unchanged(match, item):
+                # The feed says what it said when the patron was last written. The entry is
+                # never even read into a record: this is most of a scheduled run.
+                assert match is not None
                 seen.add(external_id)
                 self.counts.unchanged += 1
                 self._seen_pks.add(match.pk)
                 continue
-            ready = self._ready.get(item.number) if isinstance(item, PendingRecord) else None
-            if ready is not None:
-                record, patron = ready
-            else:
-                record = item.read() if isinstance(item, PendingRecord) else item
-            if isinstance(record, RecordError):
-                self._fail(record)
+            checked = self._checked(item)
+            if isinstance(checked, RecordError):
+                self._fail(checked)
                 continue
             seen.add(external_id)
-            if ready is None:
-                patron = self._patron(record)
-            if isinstance(patron, ValidationError):
+            if checked.patron is None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(record.number, str(patron), record.external_id))
+                self._fail(RecordError(item.number, checked.reason, checked.external_id))
                 continue
-            candidates.append((record, digest, match, patron))
+            candidates.append(
+                (item.number, checked.external_id, item.fingerprint, match, checked.patron)
+            )
         if candidates:
             self._write(candidates)
 
-    def _write(self, candidates: list[tuple[ImportedRecord, str, Known | None, Patron]]) -> None:
+    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron]]) -> None:
         lookups = [
-            p.patron_id for _, _, k, p in candidates if k is None or k.patron_id != p.patron_id
+            p.patron_id for _, _, _, k, p in candidates if k is None or k.patron_id != p.patron_id
         ]
         by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
         claimed: set[str] = set()
         creates: list[tuple[Patron, str]] = []
-        updates: list[tuple[ImportedRecord, str, Known, Patron]] = []
-        for record, digest, match, patron in candidates:
+        updates: list[tuple[str, Known, Patron]] = []
+        for number, external_id, digest, match, patron in candidates:
             other = by_patron_id.get(patron.patron_id)
             reason = None
             if patron.patron_id in claimed:
@@ -213,15 +250,15 @@ class Synchroniser:
                 else:
                     # Fall back to the patron id: a patron registered by hand (or re-keyed by the
                     # institution) is taken over by this source rather than duplicated.
-                    updates.append((record, digest, other, patron))
+                    updates.append((digest, other, patron))
             elif match is not None and other is not None and other.pk != match.pk:
                 reason = f"patron id {patron.patron_id!r} is taken by another patron"
             elif match is not None:
-                updates.append((record, digest, match, patron))
+                updates.append((digest, match, patron))
             if reason is not None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(record.number, reason, record.external_id))
+                self._fail(RecordError(number, reason, external_id))
             else:
                 claimed.add(patron.patron_id)
         self._create(creates)
@@ -236,13 +273,13 @@ class Synchroniser:
         if self._collect:
             self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
 
-    def _update(self, updates: list[tuple[ImportedRecord, str, Known, Patron]]) -> None:
+    def _update(self, updates: list[tuple[str, Known, Patron]]) -> None:
         if not updates:
             return
-        stored = self._store.load([k.pk for _, _, k, _ in updates])
+        stored = self._store.load([k.pk for _, k, _ in updates])
         writes: list[tuple[int, Patron]] = []
         states: list[tuple[int, str | None, int]] = []
-        for _, digest, known, imported in updates:
+        for digest, known, imported in updates:
             self._seen_pks.add(known.pk)
             wanted = merge(stored[known.pk], imported)
             fields = changed_fields(stored[known.pk], wanted)
@@ -284,3 +321,8 @@ class Synchroniser:
         if self._collect and plan.deactivate:
             gone = self._store.load(plan.deactivate)
             self.changes.extend(Change("deactivate", p.patron_id, p.name) for p in gone.values())
+
+
+def _unchanged(match: Known | None, item: PendingRecord) -> bool:
+    """Whether the stored patron was written from exactly this entry and has been seen since."""
+    return match is not None and match.digest == item.fingerprint and match.missing_runs == 0

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
-from patronlink.sources.base import FeedReader, PatronSource
+from patronlink.sources.base import PatronSource
 from patronlink.sources.file import FileSource, path_of_url
-from patronlink.sources.folio_json import FolioJsonReader
+from patronlink.sources.formats import FORMATS, open_reader
 from patronlink.sources.http import HttpSource
-from patronlink.sources.koha_csv import KohaCsvReader
 
-# Each reader takes the open stream and ``read_flag``: whether to read the feed's own
-# deactivation flag (only needed when the source's settings leave it to the feed).
-FORMATS: dict[str, Callable[..., FeedReader]] = {
-    "folio-json": FolioJsonReader,
-    "koha-csv": KohaCsvReader,
-}
-
-
-def open_reader(fmt: str, stream: IO[bytes], *, read_flag: bool) -> FeedReader:
-    return FORMATS[fmt](stream, read_flag=read_flag)
+__all__ = ["FORMATS", "build_source", "open_reader"]
 
 
 def build_source(
