@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from patronlink import __version__
@@ -26,7 +27,7 @@ from patronlink.web import (
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
-from patronlink.web.sms_gateway import Throttle
+from patronlink.web.sms_gateway import INBOUND_THREADS, Throttle
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.metrics import QueueDepthCollector
 
@@ -81,6 +82,7 @@ def create_app(
     app.state.inbound_throttle = Throttle(
         settings.inbound_failures_before_throttle, settings.inbound_throttle_seconds
     )
+    app.state.inbound_limiter = anyio.CapacityLimiter(INBOUND_THREADS)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api.router)

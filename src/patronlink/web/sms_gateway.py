@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl
 
-import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Path, Request, Response
 
@@ -101,14 +100,6 @@ def _parameters(raw: bytes) -> dict[str, str]:
     return values
 
 
-def _limiter(state: Any) -> anyio.CapacityLimiter:
-    """The threads renewals may use at once, queued first come first served beyond that."""
-    limiter: anyio.CapacityLimiter | None = getattr(state, "inbound_limiter", None)
-    if limiter is None:
-        limiter = state.inbound_limiter = anyio.CapacityLimiter(INBOUND_THREADS)
-    return limiter
-
-
 async def _handle(request: Request, agency_id: str, raw: bytes) -> Response:
     throttle: Throttle = request.app.state.inbound_throttle
     client = request.client.host if request.client else "unknown"
@@ -121,7 +112,7 @@ async def _handle(request: Request, agency_id: str, raw: bytes) -> Response:
     inbound = InboundRequest(agency=agency_id, **values)
     state = request.app.state
     status, message = await anyio.to_thread.run_sync(
-        _serve, state.db, state.passwords, state.clock, inbound, limiter=_limiter(state)
+        _serve, state.db, state.passwords, state.clock, inbound, limiter=state.inbound_limiter
     )
     if status == 401:
         throttle.failed(client)
