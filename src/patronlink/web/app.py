@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
 from patronlink import __version__
@@ -27,7 +26,7 @@ from patronlink.web import (
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
-from patronlink.web.sms_gateway import INBOUND_THREADS, Throttle
+from patronlink.web.sms_gateway import InboundBatcher, Throttle
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.metrics import QueueDepthCollector
 
@@ -82,12 +81,13 @@ def create_app(
     app.state.inbound_throttle = Throttle(
         settings.inbound_failures_before_throttle, settings.inbound_throttle_seconds
     )
-    app.state.inbound_limiter = anyio.CapacityLimiter(INBOUND_THREADS)
+    app.state.inbound_batcher = InboundBatcher(db, app.state.passwords, clock)
     install_error_handlers(app)
+    # Routes are matched in order: the SMS provider's callback, which comes under load, first.
+    app.include_router(sms_gateway.router)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(messages_api.router)
-    app.include_router(sms_gateway.router)
     app.include_router(inbound_api.router)
     app.include_router(rest_dlf.router)
     app.include_router(imports_api.router)
