@@ -82,6 +82,22 @@ class _Unverified(Exception):
 Credentials = tuple[Agency, dict[str, Any], str | None]
 
 
+@dataclass
+class _Reads:
+    """What the requests of one transaction share: reads that nothing in it changes."""
+
+    credentials: dict[tuple[str, str], Credentials | None] = field(default_factory=dict)
+    patrons: dict[tuple[str, str], list[tuple[int, Patron]]] = field(default_factory=dict)
+
+    def patrons_by_number(
+        self, repos: Repositories, agency_id: str, number: str
+    ) -> list[tuple[int, Patron]]:
+        key = (agency_id, number)
+        if key not in self.patrons:
+            self.patrons[key] = repos.patrons.by_number(agency_id, number)
+        return self.patrons[key]
+
+
 def receive_inbound(
     db: Database, request: InboundRequest, passwords: VerifiedPasswords, clock: Clock
 ) -> InboundResult:
@@ -100,7 +116,7 @@ def receive_inbound(
         now = clock()
         with db.transaction() as repos:
             try:
-                return _receive(repos, request, passwords, now, {})
+                return _receive(repos, request, passwords, now, _Reads())
             except _Unverified as exc:
                 stored = exc.stored
         if not passwords.verify(stored, request.password):
@@ -124,12 +140,12 @@ def receive_inbound_batch(
     results: list[InboundResult | Exception | None] = [None] * len(requests)
     order = sorted(range(len(requests)), key=lambda i: _sender_key(requests[i]))
     now = clock()
-    credentials: dict[tuple[str, str], Credentials | None] = {}
+    reads = _Reads()
     try:
         with db.transaction() as repos:
             for i in order:
                 try:
-                    results[i] = _receive(repos, requests[i], passwords, now, credentials)
+                    results[i] = _receive(repos, requests[i], passwords, now, reads)
                 except (NotFound, PermissionDenied, _Unverified) as exc:
                     results[i] = exc  # raised before anything was written
     except Exception:
@@ -160,15 +176,15 @@ def _receive(
     request: InboundRequest,
     passwords: VerifiedPasswords,
     now: dt.datetime,
-    credentials: dict[tuple[str, str], Credentials | None],
+    reads: _Reads,
 ) -> InboundResult:
     """One request inside a transaction; raises before writing anything when it is refused."""
     body = request.text.strip()
     command = parse(body)
     lookup = (request.agency, request.user)
-    if lookup not in credentials:
-        credentials[lookup] = repos.agencies.with_credentials(request.agency, request.user)
-    found = credentials[lookup]
+    if lookup not in reads.credentials:
+        reads.credentials[lookup] = repos.agencies.with_credentials(request.agency, request.user)
+    found = reads.credentials[lookup]
     if found is None:
         raise NotFound(f"agency {request.agency!r} does not exist")
     agency, settings, stored = found
@@ -176,7 +192,7 @@ def _receive(
         raise _Unverified(stored)
     if not settings.get("renewal", {}).get("sms_enabled", False):
         raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")
-    return _handle(repos, InboundAgency(agency, settings), request, body, command, now)
+    return _handle(repos, InboundAgency(agency, settings), request, body, command, now, reads)
 
 
 def _handle(
@@ -186,6 +202,7 @@ def _handle(
     body: str,
     command: Command,
     now: dt.datetime,
+    reads: _Reads,
 ) -> InboundResult:
     agency = found.agency
     try:
@@ -197,7 +214,7 @@ def _handle(
     key = number or request.number.strip()[:40]
     # This use case does not change patrons, so they are read before the number's lock (one
     # round trip less while it is held); the duplicate check and the loans are read under it.
-    matched = repos.patrons.by_number(agency.id, number) if number is not None else []
+    matched = reads.patrons_by_number(repos, agency.id, number) if number is not None else []
     repos.inbound.serialise_number(agency.id, key)
     if repos.inbound.seen_recently(agency.id, key, body[:480], now - DUPLICATE_WINDOW):
         result = InboundResult("duplicate")

@@ -29,14 +29,16 @@ _ADD = insert(inbound_sms).returning(inbound_sms.c.id)
 class InboundRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._locked: set[str] = set()  # this transaction's number locks
 
     def serialise_number(self, agency_id: str, number: str) -> None:
         """Hold a transaction-long lock on one sender number (PostgreSQL; SQLite is serial)."""
-        if self._conn.dialect.name == "postgresql":
+        key = f"inbound:{agency_id}:{number}"
+        if self._conn.dialect.name == "postgresql" and key not in self._locked:
             self._conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"inbound:{agency_id}:{number}"},
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
             )
+            self._locked.add(key)
 
     def seen_recently(self, agency_id: str, number: str, body: str, since: dt.datetime) -> bool:
         params = {"agency_id": agency_id, "number": number, "body": body, "since": since}
