@@ -108,42 +108,6 @@ VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
 """
 
 
-# PostgreSQL: the whole batch in one statement and one round trip, the values as one array per
-# column. psycopg's pipelined executemany was one Bind/Execute per row, and the recording thread
-# took the GIL back after each: beside a busy event loop every take waits for the switch interval,
-# so a batch of ~120 outcomes cost 14 ms and recording held up sending (``bench/dispatch.py``).
-_RECORD_POSTGRESQL = """
-WITH o AS (
-     SELECT * FROM unnest(%(id)b::bigint[], %(status)b::text[], %(next_at)b::timestamptz[],
-                          %(driver)b::text[], %(http_status)b::int[], %(code)b::text[],
-                          %(description)b::text[], %(gateway_id)b::text[],
-                          %(buffered)b::boolean[], %(sent_at)b::timestamptz[],
-                          %(started_at)b::timestamptz[], %(finished_at)b::timestamptz[],
-                          %(outcome)b::text[])
-         AS o(id, status, next_at, driver, http_status, code, description, gateway_id, buffered,
-              sent_at, started_at, finished_at, outcome)
-), held AS (
-     UPDATE messages AS m
-        SET status = o.status, next_attempt_at = COALESCE(o.next_at, m.next_attempt_at),
-            lease_until = NULL, lease_owner = NULL, driver = o.driver,
-            last_http_status = o.http_status, last_code = o.code,
-            last_description = o.description, gateway_message_id = o.gateway_id,
-            buffered = o.buffered, sent_at = o.sent_at, updated_at = o.finished_at
-       FROM o
-      WHERE m.id = o.id AND m.lease_owner = %(owner)s AND m.status = 'sending'
-  RETURNING m.id
-), attempts AS (
-     INSERT INTO message_attempts
-            (message_id, started_at, finished_at, driver, outcome, http_status, code,
-             description, worker)
-     SELECT id, started_at, finished_at, driver, outcome, http_status, code, description,
-            %(owner)s
-       FROM o
-)
-SELECT count(*) FROM held
-"""
-
-
 def _utc(value: Any) -> dt.datetime:
     if isinstance(value, str):  # SQLite text result of a raw statement
         value = dt.datetime.fromisoformat(value)
@@ -231,8 +195,6 @@ class OutboxRepository:
         """
         if not outcomes:
             return 0
-        if self._conn.dialect.name == "postgresql":
-            return self._record_postgresql(outcomes, owner)
         # Raw DBAPI executemany, values converted here once: a batch is hundreds of rows, and
         # SQLAlchemy's per-row parameter processing cost more than SQLite's own work
         # (``bench/dispatch.py``). The statements are fixed text; only the values vary.
@@ -279,26 +241,6 @@ class OutboxRepository:
             ],
         )
         return int(held)
-
-    def _record_postgresql(self, outcomes: Sequence[Outcome], owner: str) -> int:
-        sent = MessageStatus.SENT
-        columns = {
-            "id": [o.message_id for o in outcomes],
-            "status": [o.status.value for o in outcomes],
-            "next_at": [o.next_attempt_at for o in outcomes],
-            "driver": [o.driver for o in outcomes],
-            "http_status": [o.http_status for o in outcomes],
-            "code": [o.code for o in outcomes],
-            "description": [o.description for o in outcomes],
-            "gateway_id": [o.gateway_message_id for o in outcomes],
-            "buffered": [o.buffered for o in outcomes],
-            "sent_at": [o.finished_at if o.status is sent else None for o in outcomes],
-            "started_at": [o.started_at for o in outcomes],
-            "finished_at": [o.finished_at for o in outcomes],
-            "outcome": [o.attempt_outcome for o in outcomes],
-        }
-        held = self._conn.exec_driver_sql(_RECORD_POSTGRESQL, {**columns, "owner": owner})
-        return int(held.scalar_one())
 
     # Staff views --------------------------------------------------------------------------
     def _conditions(self, f: MessageFilter) -> list[Any]:

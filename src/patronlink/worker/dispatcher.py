@@ -57,7 +57,6 @@ class DispatchSettings:
     poll_seconds: float = 1.0
     flush_seconds: float = 0.05
     flush_size: int = 200
-    record_concurrency: int = 2  # outcome batches written at once (PostgreSQL only)
     routes_refresh_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -110,12 +109,7 @@ class Dispatcher:
         self._routes_loaded_at = -1e9
         self._outcomes: list[Outcome] = []
         self._last_flush = time.monotonic()
-        # Outcome batches being written. PostgreSQL takes several at once, each on its own
-        # connection (their messages are distinct rows); SQLite has one writer at a time.
-        self._flushing: set[asyncio.Task[None]] = set()
-        self._flush_limit = (
-            self.settings.record_concurrency if db.engine.dialect.name == "postgresql" else 1
-        )
+        self._flushing: asyncio.Task[None] | None = None
         self._recording = 0  # outcomes being written by the background flush
         self._wake = asyncio.Event()
 
@@ -190,21 +184,16 @@ class Dispatcher:
         )
 
     async def _flush(self, *, wait: bool = False) -> None:
-        """Write the collected outcomes in the background, a batch at a time per writer.
+        """Write the collected outcomes in the background, one batch at a time.
 
-        Sending goes on while a batch commits (a commit waits for the disk); on PostgreSQL up to
-        ``record_concurrency`` batches commit at once, so one slow commit does not hold the
-        outcomes behind it, and with them places in the in-flight bound. ``wait`` drains
+        Sending goes on while a batch commits (a commit waits for the disk); ``wait`` drains
         everything, for the end of a round.
         """
-        for done in [t for t in self._flushing if t.done()]:
-            self._flushing.discard(done)
-            await done  # re-raises a failed write: outcomes must not be dropped silently
-        if wait and self._flushing:
-            await asyncio.gather(*self._flushing)  # the first failure propagates
-            self._flushing.clear()
-        elif len(self._flushing) >= self._flush_limit:
-            return
+        if self._flushing is not None:
+            if not (wait or self._flushing.done()):
+                return
+            flushing, self._flushing = self._flushing, None
+            await flushing  # re-raises a failed write: outcomes must not be dropped silently
         batch, self._outcomes = self._outcomes, []
         self._last_flush = time.monotonic()
         if not batch:
@@ -212,7 +201,7 @@ class Dispatcher:
         if wait:
             await self._record_counted(batch)
         else:
-            self._flushing.add(asyncio.create_task(self._record_counted(batch)))
+            self._flushing = asyncio.create_task(self._record_counted(batch))
 
     async def _record_counted(self, batch: list[Outcome]) -> None:
         self._recording += len(batch)
