@@ -5,25 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, literal, select, text
+from sqlalchemy import Connection, select, text
 
+from patronlink.storage.raw import RawStatement, bind_json, bind_time
 from patronlink.storage.tables import inbound_sms
 
-# Built once (they run on every inbound request). The dedupe lookup is one probe of the index
-# on (agency_id, number, text, received_at): however often one number texts, it does not scan
-# that number's other recent messages.
-_SEEN_RECENTLY = (
-    select(literal(1))
-    .where(
-        inbound_sms.c.agency_id == bindparam("agency_id"),
-        inbound_sms.c.number == bindparam("number"),
-        inbound_sms.c.text == bindparam("body"),
-        inbound_sms.c.received_at >= bindparam("since", type_=inbound_sms.c.received_at.type),
-        inbound_sms.c.outcome != "duplicate",
-    )
-    .limit(1)
+# Run on every inbound request, straight on the driver's cursor (``storage/raw.py``). The dedupe
+# lookup is one probe of the index on (agency_id, number, text, received_at): however often one
+# number texts, it does not scan that number's other recent messages.
+_SEEN_RECENTLY = RawStatement(
+    """
+SELECT 1 FROM inbound_sms
+ WHERE agency_id = :agency_id AND number = :number AND text = :body
+   AND received_at >= :since AND outcome <> 'duplicate'
+ LIMIT 1
+"""
 )
-_ADD = insert(inbound_sms).returning(inbound_sms.c.id)
+_ADD = RawStatement(
+    """
+INSERT INTO inbound_sms
+       (agency_id, received_at, number, shortcode, text, command, patrons_matched, outcome,
+        renewed, refused, replies)
+VALUES (:agency_id, :received_at, :number, :shortcode, :text, :command, :patrons_matched,
+        :outcome, :renewed, :refused, :replies)
+RETURNING id
+"""
+)
 
 
 class InboundRepository:
@@ -41,11 +48,39 @@ class InboundRepository:
             self._locked.add(key)
 
     def seen_recently(self, agency_id: str, number: str, body: str, since: dt.datetime) -> bool:
-        params = {"agency_id": agency_id, "number": number, "body": body, "since": since}
-        return self._conn.execute(_SEEN_RECENTLY, params).first() is not None
+        since_ = bind_time(self._conn, since)
+        params = {"agency_id": agency_id, "number": number, "body": body, "since": since_}
+        return bool(_SEEN_RECENTLY.run(self._conn, params))
 
-    def add(self, **row: Any) -> int:
-        return int(self._conn.execute(_ADD, row).scalar_one())
+    def add(
+        self,
+        *,
+        agency_id: str,
+        received_at: dt.datetime,
+        number: str,
+        shortcode: str,
+        text: str,
+        command: str | None,
+        patrons_matched: list[str],
+        outcome: str,
+        renewed: int,
+        refused: int,
+        replies: list[int],
+    ) -> int:
+        row = {
+            "agency_id": agency_id,
+            "received_at": bind_time(self._conn, received_at),
+            "number": number,
+            "shortcode": shortcode,
+            "text": text,
+            "command": command,
+            "patrons_matched": bind_json(patrons_matched),
+            "outcome": outcome,
+            "renewed": renewed,
+            "refused": refused,
+            "replies": bind_json(replies),
+        }
+        return int(_ADD.run(self._conn, row)[0][0])
 
     def search(
         self, agency_id: str, *, number: str | None = None, limit: int = 100, offset: int = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from patronlink.domain.outbox import MessageStatus
+from patronlink.storage.raw import RawStatement, bind_time, cursor_of, utc
 from patronlink.storage.tables import message_attempts, messages
 
 
@@ -87,9 +87,9 @@ RETURNING id, agency_id, to_number, text, attempts, send_at
 _EXPIRED = {"due": "status = 'sending' AND lease_until < :now", "order": "lease_until, id"}
 _QUEUED = {"due": "status = 'queued' AND next_attempt_at <= :now", "order": "next_attempt_at, id"}
 CLAIM_POSTGRESQL = tuple(
-    re.sub(r":(\w+)", r"%(\1)s", _CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part))
+    RawStatement(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part)).postgresql
     for part in (_EXPIRED, _QUEUED)
-)  # psycopg's parameter style
+)
 CLAIM_SQLITE = tuple(_CLAIM.format(lock="", **part) for part in (_EXPIRED, _QUEUED))
 
 
@@ -110,24 +110,19 @@ VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
 """
 
 
-def _utc(value: Any) -> dt.datetime:
-    if isinstance(value, str):  # SQLite text result of a raw statement
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _bind_time(conn: Connection, value: dt.datetime) -> Any:
-    # Raw SQL bypasses the UTCDateTime column type: bind what that type would store. SQLite
-    # compares the stored text, so the format must be SQLAlchemy's to the microsecond.
-    value = value.astimezone(dt.UTC)
-    if conn.dialect.name == "sqlite":
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-# Built once: renewal by SMS queues its replies on every request.
-_ENQUEUE_ONE = insert(messages).returning(messages.c.id)
+# Renewal by SMS queues a reply or two on every request: those go one by one on the driver's
+# cursor; larger batches (staff, benchmarks) use SQLAlchemy's multi-row insert.
+_ENQUEUE_ONE = RawStatement(
+    """
+INSERT INTO messages
+       (agency_id, to_number, text, encoding, segments, status, origin, send_at,
+        next_attempt_at, attempts, buffered, created_at, updated_at)
+VALUES (:agency_id, :to_number, :text, :encoding, :segments, 'queued', :origin, :send_at,
+        :next_attempt_at, 0, :buffered, :now, :now)
+RETURNING id
+"""
+)
+_ENQUEUE_ONE_BY_ONE = 4
 _ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
 
 
@@ -138,6 +133,30 @@ class OutboxRepository:
     def enqueue(self, new: Sequence[NewMessage], now: dt.datetime) -> list[int]:
         if not new:
             return []
+        if len(new) <= _ENQUEUE_ONE_BY_ONE:
+            at = bind_time(self._conn, now)
+            return [
+                int(
+                    _ENQUEUE_ONE.run(
+                        self._conn,
+                        {
+                            "agency_id": m.agency_id,
+                            "to_number": m.to_number,
+                            "text": m.text,
+                            "encoding": m.encoding,
+                            "segments": m.segments,
+                            "origin": m.origin,
+                            "send_at": bind_time(self._conn, m.send_at),
+                            "next_attempt_at": bind_time(
+                                self._conn, m.next_attempt_at or m.send_at
+                            ),
+                            "buffered": False,
+                            "now": at,
+                        },
+                    )[0][0]
+                )
+                for m in new
+            ]
         rows = [
             {
                 "agency_id": m.agency_id,
@@ -156,8 +175,6 @@ class OutboxRepository:
             }
             for m in new
         ]
-        if len(rows) == 1:
-            return [int(self._conn.execute(_ENQUEUE_ONE, rows).scalar_one())]
         result = self._conn.execute(_ENQUEUE_MANY, rows)
         return [int(r) for r in result.scalars()]
 
@@ -166,14 +183,14 @@ class OutboxRepository:
     ) -> list[ClaimedMessage]:
         statements = CLAIM_POSTGRESQL if self._conn.dialect.name == "postgresql" else CLAIM_SQLITE
         params = {
-            "now": _bind_time(self._conn, now),
-            "lease_until": _bind_time(self._conn, lease_until),
+            "now": bind_time(self._conn, now),
+            "lease_until": bind_time(self._conn, lease_until),
             "owner": owner,
         }
         rows: list[Any] = []
         # Straight on the driver's cursor: up to hundreds of rows a claim, and SQLAlchemy's row
         # processing ran in the thread that the dispatcher's event loop waits on for the GIL.
-        cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = cursor_of(self._conn)
         try:
             for statement in statements:
                 if len(rows) >= limit:
@@ -190,7 +207,7 @@ class OutboxRepository:
                 to_number=to_number,
                 text=body,
                 attempts=int(attempts),
-                send_at=_utc(send_at),
+                send_at=utc(send_at),
             )
             for id_, agency_id, to_number, body, attempts, send_at in rows
         ]
@@ -209,7 +226,7 @@ class OutboxRepository:
         mark = "?" if self._conn.dialect.name == "sqlite" else "%s"
 
         def when(value: dt.datetime | None) -> Any:
-            return None if value is None else _bind_time(self._conn, value)
+            return None if value is None else bind_time(self._conn, value)
 
         held = self._conn.exec_driver_sql(
             _RECORD.format(p=mark),
