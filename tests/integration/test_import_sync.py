@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.domain.patron import PatronStatus, new_patron
@@ -57,11 +59,21 @@ def test_create_then_unchanged_then_update_only_what_changed(
 ) -> None:
     add_source(db, clock, "file:///nonexistent.json", deactivate_missing=True)
     users = [folio_user(i) for i in range(5)]
+    users[3]["personal"].update(firstName="Søren Ærø", dateOfBirth="1990-02-03")
     first = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert first.status is RunStatus.SUCCEEDED, first.message
     assert (first.counts.created, first.counts.updated, first.counts.unchanged) == (5, 0, 0)
     stored = patrons_by_id(db)["1000003"]
-    assert stored.name == "Karen Jensen3"
+    assert stored.name == "Søren Ærø Jensen3"
+    assert stored.birth_date == dt.date(1990, 2, 3)
+    assert patrons_by_id(db)["1000002"].birth_date is None
+    with db.engine.connect() as conn:
+        stamps = conn.execute(
+            select(tables.patrons.c.created_at, tables.patrons.c.updated_at).where(
+                tables.patrons.c.patron_id == "1000003"
+            )
+        ).one()
+    assert tuple(stamps) == (clock(), clock())
     assert stored.phones == ("+4528000003", "+4526000003")
     assert stored.sms_number == "+4526000003"
     assert stored.source == SOURCE

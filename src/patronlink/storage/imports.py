@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
@@ -41,6 +41,15 @@ _PATRON_COLUMNS = (
     "extra", "created_at", "updated_at",
 )  # fmt: skip
 _PHONE_COLUMNS = ("patron_pk", "position", "agency_id", "number", "kind")
+_STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
+# The columns' types for PostgreSQL's binary COPY (the JSON columns are sent as their text, as
+# json's binary form is).
+_PATRON_TYPES = (
+    "int4", "text", "text", "text", "text", "date", "text", "text", "bool", "text", "text",
+    "date", "text", "text", "text", "text", "timestamptz", "timestamptz",
+)  # fmt: skip
+_PHONE_TYPES = ("int4", "int4", "text", "text", "text")
+_STATE_TYPES = ("int4", "text", "int4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +213,19 @@ class ImportStore:
         # one thread at a time, and each lookup sees every earlier write. Not on SQLite: it
         # inserts in our process, and its executemany takes the GIL back for every row.
         self._background = ThreadPoolExecutor(1, "import-writes") if self._postgres else None
-        self._writing: Future[None] | None = None
+        self._writing: Future[list[int]] | None = None
+        self._done: Callable[[list[int]], None] = lambda _: None
 
     def writing(self) -> bool:
         """Whether the inserts of the last create are still running."""
         return self._writing is not None and not self._writing.done()
 
     def settle(self) -> None:
-        """Wait for the inserts of the last create; raise what they raised."""
+        """Wait for the inserts of the last create; raise what they raised, or hand their keys
+        to the create's caller."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
-            writing.result()
+            self._done(writing.result())
 
     def close(self) -> None:
         """Wait for background writes (raising their error) and stop the writer thread."""
@@ -225,8 +236,8 @@ class ImportStore:
                 self._background.shutdown()
 
     def _new_keys(self, count: int) -> list[int]:
-        """``count`` fresh patron keys, so that inserts need no RETURNING."""
-        self.settle()
+        """``count`` fresh patron keys, so that inserts need no RETURNING (in the writer thread
+        on PostgreSQL)."""
         if self._postgres:
             return list(
                 self._conn.execute(
@@ -283,38 +294,56 @@ class ImportStore:
         repo = PatronRepository(self._conn)
         return dict(repo.many(pks))
 
-    def create(self, new: Sequence[tuple[Patron, str]], now: dt.datetime) -> list[int]:
-        """Insert patrons with their numbers and import state (digest); returns their keys."""
+    def create(
+        self,
+        new: Sequence[tuple[Patron, str]],
+        now: dt.datetime,
+        created: Callable[[list[int]], None],
+    ) -> None:
+        """Insert patrons with their numbers and import state (digest); ``created`` is given
+        their keys once they are written (on PostgreSQL at the next ``settle``, in this thread).
+        """
         if not new:
-            return []
+            return
+        if self._background is not None:
+            self.settle()
+            self._writing = self._background.submit(self._insert_created, new, now)
+            self._done = created
+        else:
+            created(self._insert_created(new, now))
+
+    def _insert_created(self, new: Sequence[tuple[Patron, str]], now: dt.datetime) -> list[int]:
         pks = self._new_keys(len(new))
         stamp = self._timestamp(now)
         values = self._patron_values
-        rows = [
-            (pk, p.agency_id, *values(p), stamp, stamp) for pk, (p, _) in zip(pks, new, strict=True)
-        ]
-        phones: list[tuple[Any, ...]] = []
-        for pk, (p, _) in zip(pks, new, strict=True):
-            for position, (number, kind) in enumerate(_numbers(p)):
-                phones.append((pk, position, p.agency_id, number, kind))
-        states = [(pk, digest, 0) for pk, (_, digest) in zip(pks, new, strict=True)]
+        self._driver.insert(
+            "patrons",
+            _PATRON_COLUMNS,
+            (
+                (pk, p.agency_id, *values(p), stamp, stamp)
+                for pk, (p, _) in zip(pks, new, strict=True)
+            ),
+            _PATRON_TYPES,
+        )
+        self._driver.insert(
+            "patron_phones",
+            _PHONE_COLUMNS,
+            (
+                (pk, position, p.agency_id, number, kind)
+                for pk, (p, _) in zip(pks, new, strict=True)
+                for position, (number, kind) in enumerate(_numbers(p))
+            ),
+            _PHONE_TYPES,
+        )
+        self._driver.insert(
+            "import_patron_state",
+            _STATE_COLUMNS,
+            ((pk, digest, 0) for pk, (_, digest) in zip(pks, new, strict=True)),
+            _STATE_TYPES,
+        )
         self._created += len(pks)
-        if self._background is not None:
-            self._writing = self._background.submit(self._insert_created, rows, phones, states)
-        else:
-            self._insert_created(rows, phones, states)
-        return pks
-
-    def _insert_created(
-        self,
-        rows: list[tuple[Any, ...]],
-        phones: list[tuple[Any, ...]],
-        states: list[tuple[Any, ...]],
-    ) -> None:
-        self._driver.insert("patrons", _PATRON_COLUMNS, rows)
-        self._driver.insert("patron_phones", _PHONE_COLUMNS, phones)
-        self._driver.insert("import_patron_state", ("patron_pk", "digest", "missing_runs"), states)
         self._refresh_statistics()
+        return pks
 
     def _timestamp(self, now: dt.datetime) -> Any:
         utc = now.astimezone(dt.UTC)
