@@ -302,10 +302,9 @@ class Synchroniser:
     def _create(self, creates: list[tuple[Patron, str]]) -> None:
         if not creates:
             return
-        # The keys come once the patrons are written (the store writes in the background on
-        # PostgreSQL); they are needed no sooner than the next lookup, which waits for them.
-        self._store.create(creates, self._now, self._seen_pks.update)
-        self.counts.created += len(creates)
+        pks = self._store.create(creates, self._now)
+        self._seen_pks.update(pks)
+        self.counts.created += len(pks)
         if self._collect:
             self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
 

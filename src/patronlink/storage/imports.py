@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -207,25 +206,24 @@ class ImportStore:
         self._dialect = postgresql if self._postgres else sqlite
         self._created = 0
         self._analyze_at = 1000
+        self._sequence: int | None = None  # of patrons.id (PostgreSQL)
         # PostgreSQL: the rows of a create are sent from a background thread, so that the server
         # (another process, another core) inserts one batch while we read and validate the
         # next. Every other method first waits for them (``settle``): the connection is used by
         # one thread at a time, and each lookup sees every earlier write. Not on SQLite: it
         # inserts in our process, and its executemany takes the GIL back for every row.
         self._background = ThreadPoolExecutor(1, "import-writes") if self._postgres else None
-        self._writing: Future[list[int]] | None = None
-        self._done: Callable[[list[int]], None] = lambda _: None
+        self._writing: Future[None] | None = None
 
     def writing(self) -> bool:
         """Whether the inserts of the last create are still running."""
         return self._writing is not None and not self._writing.done()
 
     def settle(self) -> None:
-        """Wait for the inserts of the last create; raise what they raised, or hand their keys
-        to the create's caller."""
+        """Wait for the inserts of the last create; raise what they raised."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
-            self._done(writing.result())
+            writing.result()
 
     def close(self) -> None:
         """Wait for background writes (raising their error) and stop the writer thread."""
@@ -236,18 +234,20 @@ class ImportStore:
                 self._background.shutdown()
 
     def _new_keys(self, count: int) -> list[int]:
-        """``count`` fresh patron keys, so that inserts need no RETURNING (in the writer thread
-        on PostgreSQL)."""
+        """``count`` fresh patron keys, so that inserts need no RETURNING.
+
+        In this thread, not the writer's: a thread that waits for the server must then wait for
+        the interpreter's lock too, as long as another thread computes (up to 5 ms a time).
+        """
+        self.settle()
         if self._postgres:
-            return list(
-                self._conn.execute(
-                    text(
-                        "SELECT nextval(pg_get_serial_sequence('patrons', 'id')) "
-                        "FROM generate_series(1, :n)"
-                    ),
-                    {"n": count},
-                ).scalars()
-            )
+            if self._sequence is None:
+                # Looked up once: as an argument of nextval the lookup would run for every key
+                # (seven times the cost of the keys themselves).
+                found = "SELECT pg_get_serial_sequence('patrons', 'id')::regclass::oid"
+                self._sequence = int(self._driver.rows(found, ())[0][0])
+            sql = "SELECT nextval(?::oid::regclass) FROM generate_series(1, ?)"
+            return [int(row[0]) for row in self._driver.rows(sql, (self._sequence, count))]
         # SQLite: the transaction began IMMEDIATE and holds the write lock, so no one else
         # can take these keys between this read and the insert.
         top = self._conn.execute(select(func.coalesce(func.max(patrons.c.id), 0))).scalar_one()
@@ -294,26 +294,21 @@ class ImportStore:
         repo = PatronRepository(self._conn)
         return dict(repo.many(pks))
 
-    def create(
-        self,
-        new: Sequence[tuple[Patron, str]],
-        now: dt.datetime,
-        created: Callable[[list[int]], None],
-    ) -> None:
-        """Insert patrons with their numbers and import state (digest); ``created`` is given
-        their keys once they are written (on PostgreSQL at the next ``settle``, in this thread).
-        """
+    def create(self, new: Sequence[tuple[Patron, str]], now: dt.datetime) -> list[int]:
+        """Insert patrons with their numbers and import state (digest); returns their keys."""
         if not new:
-            return
-        if self._background is not None:
-            self.settle()
-            self._writing = self._background.submit(self._insert_created, new, now)
-            self._done = created
-        else:
-            created(self._insert_created(new, now))
-
-    def _insert_created(self, new: Sequence[tuple[Patron, str]], now: dt.datetime) -> list[int]:
+            return []
         pks = self._new_keys(len(new))
+        if self._background is not None:
+            # The rows are made and sent by the writer thread, while this one reads on.
+            self._writing = self._background.submit(self._insert_created, pks, new, now)
+        else:
+            self._insert_created(pks, new, now)
+        return pks
+
+    def _insert_created(
+        self, pks: list[int], new: Sequence[tuple[Patron, str]], now: dt.datetime
+    ) -> None:
         stamp = self._timestamp(now)
         values = self._patron_values
         self._driver.insert(
@@ -343,7 +338,6 @@ class ImportStore:
         )
         self._created += len(pks)
         self._refresh_statistics()
-        return pks
 
     def _timestamp(self, now: dt.datetime) -> Any:
         utc = now.astimezone(dt.UTC)
