@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 
 import pytest
 
+from patronlink.services.import_patrons import spare_collector
 from patronlink.services.import_sync import _Keys
 from patronlink.storage.imports import Digests, _json_extra, _json_lines
 
@@ -73,3 +75,17 @@ def test_digests_leave_out_what_this_version_did_not_write() -> None:
     assert digests.find(ordered[3], "ext-3") == 3
     assert digests.find(ordered[0], "ext-0") is None
     assert digests.find(ordered[2], "ext-2") is None
+
+
+def test_the_collector_is_spared_until_the_last_overlapping_run_ends() -> None:
+    if gc.get_freeze_count():
+        pytest.skip("an import runs in this process")
+    with spare_collector():
+        assert gc.get_freeze_count() > 0
+        with spare_collector():
+            pass
+        assert gc.get_freeze_count() > 0  # another run still goes on
+        with pytest.raises(RuntimeError), spare_collector():
+            raise RuntimeError
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import gc
 import json
 import os
 import pickle
@@ -212,6 +213,10 @@ def main() -> None:
     """Entry point of the child process: ``python -m patronlink.sources.reader_process CONFIG``."""
     # Ctrl-C reaches the whole process group: the parent decides, and closes our pipes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Reading makes millions of objects without cycles, and keeps thousands of parsed entries
+    # alive for the parent: fewer collections (a tenth less time reading). Not none: the
+    # collector still frees what cycles there are.
+    gc.set_threshold(50_000, 20, 100)
     try:
         _Child(json.loads(sys.argv[1])).run()
     except BrokenPipeError:
