@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.domain.patron import PatronStatus, new_patron
@@ -57,11 +59,21 @@ def test_create_then_unchanged_then_update_only_what_changed(
 ) -> None:
     add_source(db, clock, "file:///nonexistent.json", deactivate_missing=True)
     users = [folio_user(i) for i in range(5)]
+    users[3]["personal"].update(firstName="Søren Ærø", dateOfBirth="1990-02-03")
     first = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert first.status is RunStatus.SUCCEEDED, first.message
     assert (first.counts.created, first.counts.updated, first.counts.unchanged) == (5, 0, 0)
     stored = patrons_by_id(db)["1000003"]
-    assert stored.name == "Karen Jensen3"
+    assert stored.name == "Søren Ærø Jensen3"
+    assert stored.birth_date == dt.date(1990, 2, 3)
+    assert patrons_by_id(db)["1000002"].birth_date is None
+    with db.engine.connect() as conn:
+        stamps = conn.execute(
+            select(tables.patrons.c.created_at, tables.patrons.c.updated_at).where(
+                tables.patrons.c.patron_id == "1000003"
+            )
+        ).one()
+    assert tuple(stamps) == (clock(), clock())
     assert stored.phones == ("+4528000003", "+4526000003")
     assert stored.sms_number == "+4526000003"
     assert stored.source == SOURCE
@@ -220,6 +232,42 @@ def test_falls_back_to_the_patron_id(
     assert adopted.external_id == "ext-0000001"
     assert adopted.source == SOURCE
     assert count(db, tables.patrons) == 2
+
+
+def test_an_external_id_changed_by_hand_is_not_unchanged(
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
+) -> None:
+    add_source(db, clock, "file:///x.json")
+    users = [folio_user(i) for i in range(3)]
+    run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    with db.engine.begin() as conn:
+        conn.execute(
+            tables.patrons.update()
+            .where(tables.patrons.c.patron_id == "1000001")
+            .values(external_id="set-by-hand")
+        )
+    # The stored digest is the entry's, but the patron no longer has its external id: it is
+    # found by its patron id and given the feed's external id again.
+    report = run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    assert (report.counts.updated, report.counts.unchanged) == (1, 2)
+    assert patrons_by_id(db)["1000001"].external_id == "ext-0000001"
+
+
+def test_a_patron_taken_over_in_a_run_is_not_unchanged_later_in_it(
+    db: Database, clock: FrozenClock, tmp_path: Path, reading: int
+) -> None:
+    add_source(db, clock, "file:///x.json")
+    users = [folio_user(i) for i in range(2001)]
+    first = run(db, clock, reading, feed(tmp_path, folio_body(users)))
+    assert first.counts.created == 2001
+    # A new external id with the card number of the last patron comes first; that patron's
+    # own, unchanged entry comes last, in the next batch of the run.
+    newcomer = folio_user(9999, barcode=users[-1]["barcode"])
+    report = run(db, clock, reading, feed(tmp_path, folio_body([newcomer, *users[1:]])))
+    assert (report.counts.updated, report.counts.unchanged) == (1, 1999)
+    assert [(e.number, e.external_id) for e in report.errors] == [(2001, "ext-0002000")]
+    assert "more than once" in report.errors[0].reason
+    assert patrons_by_id(db)["1002000"].external_id == "ext-0009999"
 
 
 def test_koha_csv(db: Database, clock: FrozenClock, tmp_path: Path, reading: int) -> None:

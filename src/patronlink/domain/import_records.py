@@ -45,7 +45,10 @@ IMPORTED_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like ``PendingRecord``: one is made for every entry read, and a frozen dataclass
+# sets each of these sixteen fields through object.__setattr__ (1.7 µs rather than 0.4 µs).
+# Nothing changes a record once it is made.
+@dataclass(slots=True)
 class ImportedRecord:
     """One entry of a feed as raw text; ``number`` is its 1-based position in the feed."""
 
@@ -197,6 +200,21 @@ def to_patron(
     record: ImportedRecord, *, agency_id: str, country_code: str, source_id: str
 ) -> Patron:
     """The patron a record describes; ``ValidationError`` says why it cannot be one."""
+    f = patron_fields(record, country_code=country_code)
+    return Patron(agency_id, *f[:12], source_id, record.external_id, f[12])
+
+
+# The patron fields ``patron_fields`` gives, in the order of ``Patron``'s (the agency, the source
+# and the external id left out).
+PatronFields = tuple[
+    str, str, PatronStatus, dt.date | None, str | None, tuple[str, ...], str | None, bool,
+    tuple[str, ...], str | None, dt.date | None, str | None, dict[str, str],
+]  # fmt: skip
+
+
+def patron_fields(record: ImportedRecord, *, country_code: str) -> PatronFields:
+    """The values of ``to_patron``'s patron, validated the same way, without the ``Patron``
+    (the reader process sends them on as they are)."""
     if not record.external_id:
         raise ValidationError("the record has no external id", field="external_id")
     if len(record.external_id) > MAX_EXTERNAL_ID:
@@ -234,23 +252,20 @@ def to_patron(
         sms = seen.get(record.sms_number) or phone.normalise(
             record.sms_number, country_code, field="sms_number"
         )
-    return Patron(
-        agency_id=agency_id,
-        patron_id=patron_id,
-        name=name,
-        status=PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
-        expiry_date=parse_date(record.expiry, "expiry date"),
-        email=email or None,
-        phones=phones,
-        sms_number=sms,
-        want_sms=record.want_sms and (sms is not None or bool(phones)),
-        address_lines=tuple(line.strip() for line in record.address_lines if line.strip()),
-        zip=record.zip.strip() or None,
-        birth_date=parse_date(record.birth_date, "birth date"),
-        home_branch=record.home_branch.strip() or None,
-        source=source_id,
-        external_id=record.external_id,
-        extra=dict(record.extra),
+    return (
+        patron_id,
+        name,
+        PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
+        parse_date(record.expiry, "expiry date"),
+        email or None,
+        phones,
+        sms,
+        record.want_sms and (sms is not None or bool(phones)),
+        tuple(line.strip() for line in record.address_lines if line.strip()),
+        record.zip.strip() or None,
+        parse_date(record.birth_date, "birth date"),
+        record.home_branch.strip() or None,
+        dict(record.extra),
     )
 
 

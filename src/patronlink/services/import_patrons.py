@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import io
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,35 @@ def sweep_interrupted(db: Database, clock: Clock) -> list[int]:
     return swept
 
 
+class _Spared:
+    """How many runs spare the collector now (see ``spare_collector``)."""
+
+    runs = 0
+    lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def spare_collector() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects the process had before the run.
+
+    A run makes millions of short-lived objects, and every few of its collections is a full one,
+    which would walk every object of the process (some 120,000, a tenth of a second each time:
+    0.6-0.9 s of 100,000 created patrons). ``gc.freeze`` sets those aside until the last of the
+    runs that overlap ends; then they are collected as before, so nothing is kept for good.
+    """
+    with _Spared.lock:
+        if _Spared.runs == 0:
+            gc.freeze()
+        _Spared.runs += 1
+    try:
+        yield
+    finally:
+        with _Spared.lock:
+            _Spared.runs -= 1
+            if _Spared.runs == 0:
+                gc.unfreeze()
+
+
 def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
     auth = settings.get("auth") or {"type": "none"}
     return {k: resolve(v, environ) if isinstance(v, str) else str(v) for k, v in auth.items()}
@@ -348,17 +378,18 @@ def _attempt(
         return RunReport(source.id, status, RunCounts(), message=reason, dry_run=dry_run)
 
     try:
-        return _synchronise(
-            db,
-            source,
-            clock=clock,
-            environ=environ,
-            dry_run=dry_run,
-            file=file,
-            progress=progress,
-            claim=claim,
-            reader_process_from=reader_process_from,
-        )
+        with spare_collector():
+            return _synchronise(
+                db,
+                source,
+                clock=clock,
+                environ=environ,
+                dry_run=dry_run,
+                file=file,
+                progress=progress,
+                claim=claim,
+                reader_process_from=reader_process_from,
+            )
     except SourceUnavailable as exc:
         return failed(RunStatus.SOURCE_UNAVAILABLE, str(exc))
     except (SourceFormatError, ConfigError, LostHold) as exc:

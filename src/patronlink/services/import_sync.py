@@ -1,10 +1,12 @@
 """The synchronisation of one feed into the patrons of one source, inside the caller's transaction.
 
-Records arrive one at a time and are handled in batches: one query matches a batch by (source,
-external id), a second falls back to the patron id for those not found, and the writes of a batch
-are a handful of bulk statements. An entry whose fingerprint equals the digest stored when the
-patron was last written is unchanged and costs no reading, no validation and no write; any other
-record is validated, merged into the stored patron and written only when a field differs.
+Records arrive one at a time and are handled in batches. An entry whose fingerprint equals the
+digest stored when the patron was last written is unchanged and costs no reading, no validation,
+no query and no write: the source's digests are loaded once as the run starts (``Digests``). For
+the other entries of a batch one query matches them by (source, external id) (none when the
+source had no patrons), a second falls back to the patron id for those not found, and the writes
+of a batch are a handful of bulk statements; each such record is validated, merged into the stored
+patron and written only when a field differs.
 
 The caller owns the transaction: committing it applies the run, rolling it back (a source that
 fails midway, a dry run) leaves every patron as it was.
@@ -99,10 +101,14 @@ class Synchroniser:
         self._batch_size = batch_size
         self._remote = remote
         self._batch: list[RecordError | PendingRecord] = []
-        # Memory grows with the feed only through these two (the external ids of a million
-        # entries take about 100 MB, their keys 125 KB); everything else is per batch.
+        # Memory grows with the feed only through these two and the digests below (the external
+        # ids of a million entries take about 100 MB, their keys 125 KB, the digests of a million
+        # patrons 32 MB); everything else is per batch.
         self._seen_external: set[str] = set()
         self._seen_pks = _Keys()
+        # What the source holds as the run starts, loaded once (see ``Digests``).
+        self._digests = self._store.digests(agency_id, source_id)
+        self._source_was_empty = not self._store.has_patrons(agency_id, source_id)
         self.counts = RunCounts()
         self.errors: list[RecordError] = []
         self.changes: list[Change] = []
@@ -160,10 +166,25 @@ class Synchroniser:
     def _apply(self, batch: list[RecordError | PendingRecord]) -> None:
         if self._remote is None:
             self._read_ahead(batch)
-        known = self._store.by_external_id(
-            self._agency_id,
-            self._source_id,
-            [i.external_id for i in batch if not isinstance(i, RecordError)],
+        # Entries unchanged by the digests stored when the run started (their patron not
+        # written since by this run), by entry number; the others are matched by external id.
+        clean: dict[int, int] = {}
+        others: list[str] = []
+        find, written = self._digests.find, self._seen_pks
+        for item in batch:
+            if isinstance(item, RecordError):
+                continue
+            pk = find(item.fingerprint, item.external_id)
+            if pk is not None and pk not in written:
+                clean[item.number] = pk
+            else:
+                others.append(item.external_id)
+        # A source without patrons when the run started has, at any time of the run, only the
+        # patrons this run created, each from an entry whose external id is seen already.
+        known = (
+            self._store.by_external_id(self._agency_id, self._source_id, others)
+            if others and not self._source_was_empty
+            else {}
         )
         if self._remote is not None:
             # Every entry that is not unchanged by its digest is read in the reader process,
@@ -171,17 +192,24 @@ class Synchroniser:
             needed = [
                 i
                 for i in batch
-                if isinstance(i, PendingRecord) and not _unchanged(known.get(i.external_id), i)
+                if isinstance(i, PendingRecord)
+                and i.number not in clean
+                and not _unchanged(known.get(i.external_id), i)
             ]
             self._remote(needed, batch[-1].number, len(needed) > EAGER_SHARE * len(batch))
-        self._judge(batch, known)
+        self._judge(batch, clean, known)
 
     def _checked(self, item: PendingRecord) -> Checked | RecordError:
         if item.checked is None and self._remote is not None:
             self._remote([item], 0, None)  # not asked for with its batch (not expected)
         return item.checked if item.checked is not None else self._check(item)
 
-    def _judge(self, batch: list[RecordError | PendingRecord], known: dict[str, Known]) -> None:
+    def _judge(
+        self,
+        batch: list[RecordError | PendingRecord],
+        clean: dict[int, int],
+        known: dict[str, Known],
+    ) -> None:
         """Each entry of the batch, in feed order: an error, unchanged, or to be written."""
         candidates: list[tuple[int, str, str, Known | None, Patron]] = []
         seen = self._seen_external
@@ -199,10 +227,17 @@ class Synchroniser:
                     )
                 )
                 continue
-            match = known.get(external_id)
-            if _unchanged(match, item):
+            pk = clean.get(item.number)
+            if pk is not None:
                 # The feed says what it said when the patron was last written. The entry is
                 # never even read into a record: this is most of a scheduled run.
+                seen.add(external_id)
+                self.counts.unchanged += 1
+                self._seen_pks.add(pk)
+                continue
+            match = known.get(external_id)
+            if _unchanged(match, item):
+                # As above, for an entry the digests loaded at the start did not decide.
                 assert match is not None
                 seen.add(external_id)
                 self.counts.unchanged += 1

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import gc
 import json
 import os
 import pickle
@@ -46,14 +47,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from patronlink.domain.errors import SourceFormatError
+from patronlink.domain.errors import SourceFormatError, ValidationError
 from patronlink.domain.import_records import (
     Checked,
     FeedItem,
     ImportedRecord,
     PendingRecord,
     RecordError,
-    check,
+    patron_fields,
     pending,
 )
 from patronlink.domain.patron import Patron, PatronStatus
@@ -73,24 +74,6 @@ _HEADER = struct.Struct("<I")
 _LIGHT, _FULL, _ERROR = 0, 1, 2  # entries
 _UNREADABLE, _VALID, _INVALID = 0, 1, 2  # checked
 _STATUSES = {s.value: s for s in PatronStatus}
-
-
-def _patron_wire(p: Patron) -> tuple[Any, ...]:
-    # The agency, source and external id are the entry's: not sent again.
-    return (
-        p.patron_id, p.name, p.status.value,
-        p.expiry_date.toordinal() if p.expiry_date else None, p.email, p.phones, p.sms_number,
-        p.want_sms, p.address_lines, p.zip, p.birth_date.toordinal() if p.birth_date else None,
-        p.home_branch, p.extra,
-    )  # fmt: skip
-
-
-def _checked_wire(checked: Checked | RecordError) -> tuple[Any, ...]:
-    if isinstance(checked, RecordError):
-        return (_UNREADABLE, checked.reason, checked.external_id)
-    if checked.patron is None:
-        return (_INVALID, checked.reason)
-    return (_VALID, _patron_wire(checked.patron))
 
 
 # Framing: a little-endian length, then the pickle.
@@ -182,18 +165,23 @@ class _Child:
     def _read(self, item: PendingRecord) -> tuple[Any, ...]:
         record = item.read()
         if isinstance(record, RecordError):
-            return _checked_wire(record)
-        # The parent fills in the external id (and the patron's) from the entry's.
+            return (_UNREADABLE, record.reason, record.external_id)
+        # The parent fills in the external id (and the patron's) from the entry's, and the
+        # agency and the source: they are not sent.
         assert record.external_id == item.external_id
-        config = self._config
-        return _checked_wire(
-            check(
-                record,
-                agency_id=config["agency_id"],
-                country_code=config["country_code"],
-                source_id=config["source_id"],
-            )
-        )
+        try:
+            # ``check`` without making the Patron that would only be taken apart again.
+            f = patron_fields(record, country_code=self._config["country_code"])
+        except ValidationError as exc:
+            return (_INVALID, str(exc))
+        expiry, birth = f[3], f[10]
+        return (
+            _VALID,
+            (
+                f[0], f[1], f[2].value, expiry.toordinal() if expiry else None, f[4], f[5],
+                f[6], f[7], f[8], f[9], birth.toordinal() if birth else None, f[11], f[12],
+            ),
+        )  # fmt: skip
 
     def _serve(self, *, wait: bool = False) -> bool:
         """Answer the parent's requests: those waiting, and while too many entries are kept (or
@@ -225,6 +213,10 @@ def main() -> None:
     """Entry point of the child process: ``python -m patronlink.sources.reader_process CONFIG``."""
     # Ctrl-C reaches the whole process group: the parent decides, and closes our pipes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Reading makes millions of objects without cycles, and keeps thousands of parsed entries
+    # alive for the parent: fewer collections (a tenth less time reading). Not none: the
+    # collector still frees what cycles there are.
+    gc.set_threshold(50_000, 20, 100)
     try:
         _Child(json.loads(sys.argv[1])).run()
     except BrokenPipeError:

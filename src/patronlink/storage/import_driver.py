@@ -12,7 +12,7 @@ PostgreSQL, JSON as text.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -68,20 +68,26 @@ class Driver:
         finally:
             cursor.close()
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows, each a tuple of ``columns``' values.
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[tuple[Any, ...]],
+        types: Sequence[str],
+    ) -> None:
+        """Insert rows, each a tuple of ``columns``' values (``types``: their PostgreSQL types).
 
-        PostgreSQL: ``COPY``, several times faster than even a pipelined ``executemany`` of
-        INSERTs (one statement, rows streamed in the copy format, no per-row round trip or
-        plan). SQLite: ``executemany``, which steps one prepared statement per row in C.
+        PostgreSQL: ``COPY`` in the binary format, several times faster than even a pipelined
+        ``executemany`` of INSERTs (one statement, rows streamed as they are made, no per-row
+        round trip or plan, no text to format here or to parse in the server). SQLite:
+        ``executemany``, which steps one prepared statement per row in C.
         """
-        if not rows:
-            return
         names = ", ".join(columns)
         cursor = self._raw.cursor()
         try:
             if self.postgres:
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(list(types))
                     for row in rows:
                         copy.write_row(row)
             else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +40,15 @@ _PATRON_COLUMNS = (
     "extra", "created_at", "updated_at",
 )  # fmt: skip
 _PHONE_COLUMNS = ("patron_pk", "position", "agency_id", "number", "kind")
+_STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
+# The columns' types for PostgreSQL's binary COPY (the JSON columns are sent as their text, as
+# json's binary form is).
+_PATRON_TYPES = (
+    "int4", "text", "text", "text", "text", "date", "text", "text", "bool", "text", "text",
+    "date", "text", "text", "text", "text", "timestamptz", "timestamptz",
+)  # fmt: skip
+_PHONE_TYPES = ("int4", "int4", "text", "text", "text")
+_STATE_TYPES = ("int4", "text", "int4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,79 @@ _KNOWN = (
 )
 
 
+# The source's patrons whose stored digest counts (seen in the last run), in the order of their
+# digests: fixed-width lowercase hex, so text order (C collation, SQLite's BINARY) is numeric.
+_CLEAN = (
+    "SELECT s.digest, p.external_id, p.id "
+    "FROM patrons p JOIN import_patron_state s ON s.patron_pk = p.id "
+    "WHERE p.agency_id = ? AND p.source = ? AND s.missing_runs = 0 "
+    "AND s.digest IS NOT NULL AND p.external_id IS NOT NULL ORDER BY s.digest{collate}"
+)
+
+
+_LOW = (1 << 64) - 1
+
+
+class Digests:
+    """The stored digests of a source's patrons as a run starts: which entries are unchanged.
+
+    ``find`` gives the key of the patron whose digest equals an entry's fingerprint and whose
+    external id is the entry's, and whose missing runs are 0: exactly what matching the entry by
+    its external id and comparing digests says, with no query per batch. Sorted arrays rather
+    than a dict: 32 bytes a patron (a million in 32 MB), looked up by bisection. The external id
+    is kept as its ``hash`` (this process's, computed here as the digests load): an external id
+    changed since the digest was stored (a patron edited by hand) does not match.
+    """
+
+    def __init__(self) -> None:
+        self._high = array("Q")
+        self._low = array("Q")
+        self._external = array("q")
+        self._pks = array("q")
+
+    def __len__(self) -> int:
+        return len(self._pks)
+
+    def load(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Append (digest, external id, key) rows in ascending order of digest.
+
+        A digest that is not 32 lowercase hex digits (not one this version wrote) or out of
+        order (not expected) is left out: its entry is then matched by external id as before.
+        """
+        high, low = self._high.append, self._low.append
+        external, pks = self._external.append, self._pks.append
+        last = -1
+        for digest, external_id, pk in rows:
+            try:
+                value = int(digest, 16)
+            except ValueError:
+                continue
+            if len(digest) != 32 or value < last or digest != digest.lower():
+                continue
+            last = value
+            high(value >> 64)
+            low(value & _LOW)
+            external(hash(external_id))
+            pks(pk)
+
+    def find(self, fingerprint: str, external_id: str) -> int | None:
+        """The key of the patron this entry leaves unchanged, or None."""
+        if not self._pks or len(fingerprint) != 32:
+            return None
+        try:
+            value = int(fingerprint, 16)
+        except ValueError:
+            return None
+        high, low = value >> 64, value & _LOW
+        highs = self._high
+        i = bisect_left(highs, high)
+        while i < len(highs) and highs[i] == high:
+            if self._low[i] == low and self._external[i] == hash(external_id):
+                return self._pks[i]
+            i += 1
+        return None
+
+
 def _known(row: tuple[Any, ...]) -> Known:
     pk, patron_id, source, external_id, digest, missing_runs, state_pk = row
     return Known(
@@ -123,6 +206,7 @@ class ImportStore:
         self._dialect = postgresql if self._postgres else sqlite
         self._created = 0
         self._analyze_at = 1000
+        self._sequence: int | None = None  # of patrons.id (PostgreSQL)
         # PostgreSQL: the rows of a create are sent from a background thread, so that the server
         # (another process, another core) inserts one batch while we read and validate the
         # next. Every other method first waits for them (``settle``): the connection is used by
@@ -150,18 +234,20 @@ class ImportStore:
                 self._background.shutdown()
 
     def _new_keys(self, count: int) -> list[int]:
-        """``count`` fresh patron keys, so that inserts need no RETURNING."""
+        """``count`` fresh patron keys, so that inserts need no RETURNING.
+
+        In this thread, not the writer's: a thread that waits for the server must then wait for
+        the interpreter's lock too, as long as another thread computes (up to 5 ms a time).
+        """
         self.settle()
         if self._postgres:
-            return list(
-                self._conn.execute(
-                    text(
-                        "SELECT nextval(pg_get_serial_sequence('patrons', 'id')) "
-                        "FROM generate_series(1, :n)"
-                    ),
-                    {"n": count},
-                ).scalars()
-            )
+            if self._sequence is None:
+                # Looked up once: as an argument of nextval the lookup would run for every key
+                # (seven times the cost of the keys themselves).
+                found = "SELECT pg_get_serial_sequence('patrons', 'id')::regclass::oid"
+                self._sequence = int(self._driver.rows(found, ())[0][0])
+            sql = "SELECT nextval(?::oid::regclass) FROM generate_series(1, ?)"
+            return [int(row[0]) for row in self._driver.rows(sql, (self._sequence, count))]
         # SQLite: the transaction began IMMEDIATE and holds the write lock, so no one else
         # can take these keys between this read and the insert.
         top = self._conn.execute(select(func.coalesce(func.max(patrons.c.id), 0))).scalar_one()
@@ -178,6 +264,20 @@ class ImportStore:
             for row in self._driver.rows(self._by_external_sql, (agency_id, source_id, page)):
                 found[row[3]] = _known(row)
         return found
+
+    def digests(self, agency_id: str, source_id: str) -> Digests:
+        """The source's stored digests that count (see ``Digests``), streamed in one query."""
+        self.settle()
+        found = Digests()
+        sql = _CLEAN.format(collate=' COLLATE "C"' if self._postgres else "")
+        found.load(self._driver.stream(sql, (agency_id, source_id)))
+        return found
+
+    def has_patrons(self, agency_id: str, source_id: str) -> bool:
+        """Whether any patron, of any status, belongs to the source."""
+        self.settle()
+        sql = "SELECT 1 FROM patrons WHERE agency_id = ? AND source = ? LIMIT 1"
+        return bool(self._driver.rows(sql, (agency_id, source_id)))
 
     def by_patron_id(self, agency_id: str, patron_ids: Sequence[str]) -> dict[str, Known]:
         """The agency's patrons with these patron ids, whatever their source."""
@@ -199,32 +299,44 @@ class ImportStore:
         if not new:
             return []
         pks = self._new_keys(len(new))
-        stamp = self._timestamp(now)
-        values = self._patron_values
-        rows = [
-            (pk, p.agency_id, *values(p), stamp, stamp) for pk, (p, _) in zip(pks, new, strict=True)
-        ]
-        phones: list[tuple[Any, ...]] = []
-        for pk, (p, _) in zip(pks, new, strict=True):
-            for position, (number, kind) in enumerate(_numbers(p)):
-                phones.append((pk, position, p.agency_id, number, kind))
-        states = [(pk, digest, 0) for pk, (_, digest) in zip(pks, new, strict=True)]
-        self._created += len(pks)
         if self._background is not None:
-            self._writing = self._background.submit(self._insert_created, rows, phones, states)
+            # The rows are made and sent by the writer thread, while this one reads on.
+            self._writing = self._background.submit(self._insert_created, pks, new, now)
         else:
-            self._insert_created(rows, phones, states)
+            self._insert_created(pks, new, now)
         return pks
 
     def _insert_created(
-        self,
-        rows: list[tuple[Any, ...]],
-        phones: list[tuple[Any, ...]],
-        states: list[tuple[Any, ...]],
+        self, pks: list[int], new: Sequence[tuple[Patron, str]], now: dt.datetime
     ) -> None:
-        self._driver.insert("patrons", _PATRON_COLUMNS, rows)
-        self._driver.insert("patron_phones", _PHONE_COLUMNS, phones)
-        self._driver.insert("import_patron_state", ("patron_pk", "digest", "missing_runs"), states)
+        stamp = self._timestamp(now)
+        values = self._patron_values
+        self._driver.insert(
+            "patrons",
+            _PATRON_COLUMNS,
+            (
+                (pk, p.agency_id, *values(p), stamp, stamp)
+                for pk, (p, _) in zip(pks, new, strict=True)
+            ),
+            _PATRON_TYPES,
+        )
+        self._driver.insert(
+            "patron_phones",
+            _PHONE_COLUMNS,
+            (
+                (pk, position, p.agency_id, number, kind)
+                for pk, (p, _) in zip(pks, new, strict=True)
+                for position, (number, kind) in enumerate(_numbers(p))
+            ),
+            _PHONE_TYPES,
+        )
+        self._driver.insert(
+            "import_patron_state",
+            _STATE_COLUMNS,
+            ((pk, digest, 0) for pk, (_, digest) in zip(pks, new, strict=True)),
+            _STATE_TYPES,
+        )
+        self._created += len(pks)
         self._refresh_statistics()
 
     def _timestamp(self, now: dt.datetime) -> Any:
