@@ -100,12 +100,15 @@ class InboundBatcher:
                 results = await anyio.to_thread.run_sync(
                     receive_inbound_batch, self._db, requests, self._passwords, self._clock
                 )
-            except BaseException as exc:  # every waiting caller must hear of it
+            except asyncio.CancelledError:  # shutting down: nobody is left to answer
+                for _, future in batch + self._pending:
+                    future.cancel()
+                self._pending.clear()
+                raise
+            except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():  # the caller went away; the text was handled all the same
