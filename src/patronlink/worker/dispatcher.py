@@ -111,6 +111,12 @@ class Dispatcher:
         self._last_flush = time.monotonic()
         self._flushing: asyncio.Task[None] | None = None
         self._recording = 0  # outcomes being written by the background flush
+        # A text takes a permit before it is sent and gives it back once its outcome is
+        # committed: at most ``max_in_flight`` texts are ever sent and not yet recorded, which
+        # bounds what a crash can send twice. Texts claimed and waiting for a permit were not
+        # sent, so they are not at risk, and the next claim need not wait for the commits.
+        self._permits = asyncio.Semaphore(self.settings.max_in_flight)
+        self._waiting = 0  # claimed texts without a permit yet
         self._wake = asyncio.Event()
 
     # The loop ------------------------------------------------------------------------------
@@ -119,21 +125,23 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
         s = self.settings
+        drained = False  # the last claim found fewer texts than it asked for
         try:
             while not stop.is_set():
                 # Cleared before anything this round awaits: a send finishing meanwhile leaves
                 # it set, so the wait below cannot miss it.
                 self._wake.clear()
-                # A text sent but not yet recorded would be sent again after a crash, just like
-                # one still sending: both hold a place in the in-flight bound.
-                capacity = s.max_in_flight - len(tasks) - len(self._outcomes) - self._recording
+                # Claimed texts queue for permits; keep at most a batch of them, and claim the
+                # next while half of it is left, so sending never waits for a claim.
+                ahead = min(s.batch_size, s.max_in_flight)
+                capacity = ahead - self._waiting
                 claimed: list[ClaimedMessage] = []
-                may_claim = capacity > 0 and (
-                    not tasks or capacity >= min(s.batch_size, s.max_in_flight) // 4
-                )
+                may_claim = self._waiting <= ahead // 2 and not (drained and tasks)
                 if may_claim:
-                    claimed = await asyncio.to_thread(self._claim, min(capacity, s.batch_size))
+                    claimed = await asyncio.to_thread(self._claim, capacity)
+                    drained = len(claimed) < capacity
                     await self._ensure_routes({m.agency_id for m in claimed})
+                    self._waiting += len(claimed)
                     for message in claimed:
                         task = asyncio.create_task(self._deliver(message))
                         tasks.add(task)
@@ -160,9 +168,11 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=s.poll_seconds)
         finally:
-            # Finish what was started: an abandoned send would only be sent again later.
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            # Finish what was started: an abandoned send would only be sent again later. Texts
+            # still waiting for a permit get theirs as the outcomes before them are written.
+            while tasks:
+                await self._flush(wait=True)
+                await asyncio.wait(set(tasks), timeout=s.flush_seconds)
             await self._flush(wait=True)
         return self.stats
 
@@ -209,6 +219,9 @@ class Dispatcher:
             await asyncio.to_thread(self._record, batch)
         finally:
             self._recording -= len(batch)
+        for _ in batch:  # committed: these texts can no longer be sent twice
+            self._permits.release()
+        self._wake.set()  # the loop may write the outcomes that piled up meanwhile
 
     # Database work (in a thread) --------------------------------------------------------
     def _claim(self, limit: int) -> list[ClaimedMessage]:
@@ -276,6 +289,9 @@ class Dispatcher:
 
     # One text ---------------------------------------------------------------------------
     async def _deliver(self, message: ClaimedMessage) -> None:
+        await self._permits.acquire()
+        self._waiting -= 1
+        self._wake.set()  # the loop may claim more
         route = self._routes[message.agency_id]
         started = self.clock()
         schedule_at = None
