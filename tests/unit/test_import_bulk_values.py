@@ -89,3 +89,19 @@ def test_the_collector_is_spared_until_the_last_overlapping_run_ends() -> None:
             raise RuntimeError
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_its_heap_keeps_it_frozen_after_a_run() -> None:
+    if gc.get_freeze_count():
+        pytest.skip("an import runs in this process")
+    kept = [object() for _ in range(10)]  # stands for serve's start-up heap
+    gc.freeze()  # as `serve` does at start
+    try:
+        with spare_collector():
+            made_during_the_run = [[n] for n in range(1000)]
+        # Frozen again (the start-up heap and what the run left alive), not left to the
+        # collector: without it every full collection in `serve` walks the whole heap again.
+        assert gc.get_freeze_count() > len(made_during_the_run) + len(kept)
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
