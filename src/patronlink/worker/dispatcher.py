@@ -110,7 +110,6 @@ class Dispatcher:
         self._outcomes: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._flushing: asyncio.Task[None] | None = None
-        self._recording = 0  # outcomes being written by the background flush
         # A text takes a permit before it is sent and gives it back once its outcome is
         # committed: at most ``max_in_flight`` texts are ever sent and not yet recorded, which
         # bounds what a crash can send twice. Texts claimed and waiting for a permit were not
@@ -209,16 +208,12 @@ class Dispatcher:
         if not batch:
             return
         if wait:
-            await self._record_counted(batch)
+            await self._commit_outcomes(batch)
         else:
-            self._flushing = asyncio.create_task(self._record_counted(batch))
+            self._flushing = asyncio.create_task(self._commit_outcomes(batch))
 
-    async def _record_counted(self, batch: list[Outcome]) -> None:
-        self._recording += len(batch)
-        try:
-            await asyncio.to_thread(self._record, batch)
-        finally:
-            self._recording -= len(batch)
+    async def _commit_outcomes(self, batch: list[Outcome]) -> None:
+        await asyncio.to_thread(self._record, batch)
         for _ in batch:  # committed: these texts can no longer be sent twice
             self._permits.release()
         self._wake.set()  # the loop may write the outcomes that piled up meanwhile
@@ -289,9 +284,21 @@ class Dispatcher:
 
     # One text ---------------------------------------------------------------------------
     async def _deliver(self, message: ClaimedMessage) -> None:
-        await self._permits.acquire()
-        self._waiting -= 1
-        self._wake.set()  # the loop may claim more
+        try:
+            await self._permits.acquire()
+        finally:
+            self._waiting -= 1
+            self._wake.set()  # the loop may claim more
+        try:
+            outcome = await self._attempt(message)
+        except BaseException:
+            # Nothing to record: the text keeps its lease, which expires, and it goes again.
+            self._permits.release()
+            raise
+        self._outcomes.append(outcome)
+        self._wake.set()
+
+    async def _attempt(self, message: ClaimedMessage) -> Outcome:
         route = self._routes[message.agency_id]
         started = self.clock()
         schedule_at = None
@@ -334,8 +341,7 @@ class Dispatcher:
                 self.stats.sent += 1
         if self.metrics is not None:
             self.metrics.observe(outcome, time.perf_counter() - t0)
-        self._outcomes.append(outcome)
-        self._wake.set()
+        return outcome
 
     def _temporary(
         self,
