@@ -101,6 +101,19 @@ def setup_library(
         repos.circulation.reserve(AGENCY, items["22222222"], other, now)  # someone else waits
 
 
+def callback_params(text: str, number: str = "52903991", **overrides: str) -> dict[str, str]:
+    """The six parameters of a provider's callback, as in the spec's example."""
+    return {
+        "user": "sms",
+        "password": PASSWORD,
+        "shortcode": "1910",
+        "countrycode": "45",
+        "number": number,
+        "text": text,
+        **overrides,
+    }
+
+
 @dataclass
 class Server:
     url: str
@@ -108,15 +121,7 @@ class Server:
     clock: FrozenClock
 
     def call(self, text: str, number: str = "52903991", **overrides: str) -> httpx.Response:
-        params = {
-            "user": "sms",
-            "password": PASSWORD,
-            "shortcode": "1910",
-            "countrycode": "45",
-            "number": number,
-            "text": text,
-            **overrides,
-        }
+        params = callback_params(text, number, **overrides)
         return httpx.get(f"{self.url}/rest/{AGENCY}/smsgateway", params=params, timeout=10)
 
     def replies(self) -> list[tuple[str, str]]:

@@ -22,25 +22,23 @@ from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
 from tests.conftest import FrozenClock
-from tests.integration.test_renew_by_sms import AGENCY, PASSWORD, Server, setup_library
+from tests.integration.test_renew_by_sms import (
+    AGENCY,
+    PASSWORD,
+    Server,
+    callback_params,
+    setup_library,
+)
 from tests.support.live_server import live_server
 
 KAREN = "52903991"  # shares her number with her son; both have loans
 METTE = "20112233"  # a patron without loans
 
 
-def inbound(text: str, number: str = KAREN, **overrides: str) -> InboundRequest:
-    fields = {
-        "agency": AGENCY,
-        "user": "sms",
-        "password": PASSWORD,
-        "shortcode": "1910",
-        "countrycode": "45",
-        "number": number,
-        "text": text,
-        **overrides,
-    }
-    return InboundRequest(**fields)
+def inbound(
+    text: str, number: str = KAREN, *, agency: str = AGENCY, **overrides: str
+) -> InboundRequest:
+    return InboundRequest(agency=agency, **callback_params(text, number, **overrides))
 
 
 @pytest.fixture

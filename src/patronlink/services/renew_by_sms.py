@@ -89,6 +89,12 @@ class _Reads:
     credentials: dict[tuple[str, str], Credentials | None] = field(default_factory=dict)
     patrons: dict[tuple[str, str], list[tuple[int, Patron]]] = field(default_factory=dict)
 
+    def credentials_for(self, repos: Repositories, request: InboundRequest) -> Credentials | None:
+        key = (request.agency, request.user)
+        if key not in self.credentials:
+            self.credentials[key] = repos.agencies.with_credentials(request.agency, request.user)
+        return self.credentials[key]
+
     def patrons_by_number(
         self, repos: Repositories, agency_id: str, number: str
     ) -> list[tuple[int, Patron]]:
@@ -181,10 +187,7 @@ def _receive(
     """One request inside a transaction; raises before writing anything when it is refused."""
     body = request.text.strip()
     command = parse(body)
-    lookup = (request.agency, request.user)
-    if lookup not in reads.credentials:
-        reads.credentials[lookup] = repos.agencies.with_credentials(request.agency, request.user)
-    found = reads.credentials[lookup]
+    found = reads.credentials_for(repos, request)
     if found is None:
         raise NotFound(f"agency {request.agency!r} does not exist")
     agency, settings, stored = found

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.patrons import PatronRepository, patron_row_values
+from patronlink.storage.raw import bind_time
 from patronlink.storage.tables import import_patron_state, patron_phones, patrons
 
 PAGE = 5000
@@ -340,8 +341,7 @@ class ImportStore:
         self._refresh_statistics()
 
     def _timestamp(self, now: dt.datetime) -> Any:
-        utc = now.astimezone(dt.UTC)
-        return utc if self._postgres else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return bind_time(self._conn, now)
 
     def _patron_values(self, p: Patron) -> tuple[Any, ...]:
         def day(value: dt.date | None) -> Any:

@@ -7,29 +7,21 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
-from patronlink.storage.raw import RawStatement, bind_json, bind_time
+from patronlink.storage.import_driver import Driver
+from patronlink.storage.raw import bind_json, bind_time
 from patronlink.storage.tables import inbound_sms
 
-# Run on every inbound request, straight on the driver's cursor (``storage/raw.py``). The dedupe
+# Run on every inbound request, on the driver itself (``import_driver.Driver``). The dedupe
 # lookup is one probe of the index on (agency_id, number, text, received_at): however often one
 # number texts, it does not scan that number's other recent messages.
-_SEEN_RECENTLY = RawStatement(
-    """
-SELECT 1 FROM inbound_sms
- WHERE agency_id = :agency_id AND number = :number AND text = :body
-   AND received_at >= :since AND outcome <> 'duplicate'
- LIMIT 1
-"""
+_SEEN_RECENTLY = (
+    "SELECT 1 FROM inbound_sms WHERE agency_id = ? AND number = ? AND text = ? "
+    "AND received_at >= ? AND outcome <> 'duplicate' LIMIT 1"
 )
-_ADD = RawStatement(
-    """
-INSERT INTO inbound_sms
-       (agency_id, received_at, number, shortcode, text, command, patrons_matched, outcome,
-        renewed, refused, replies)
-VALUES (:agency_id, :received_at, :number, :shortcode, :text, :command, :patrons_matched,
-        :outcome, :renewed, :refused, :replies)
-RETURNING id
-"""
+_ADD = (
+    "INSERT INTO inbound_sms (agency_id, received_at, number, shortcode, text, command, "
+    "patrons_matched, outcome, renewed, refused, replies) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
@@ -48,9 +40,8 @@ class InboundRepository:
             self._locked.add(key)
 
     def seen_recently(self, agency_id: str, number: str, body: str, since: dt.datetime) -> bool:
-        since_ = bind_time(self._conn, since)
-        params = {"agency_id": agency_id, "number": number, "body": body, "since": since_}
-        return bool(_SEEN_RECENTLY.run(self._conn, params))
+        params = (agency_id, number, body, bind_time(self._conn, since))
+        return bool(Driver(self._conn).rows(_SEEN_RECENTLY, params))
 
     def add(
         self,
@@ -67,20 +58,20 @@ class InboundRepository:
         refused: int,
         replies: list[int],
     ) -> int:
-        row = {
-            "agency_id": agency_id,
-            "received_at": bind_time(self._conn, received_at),
-            "number": number,
-            "shortcode": shortcode,
-            "text": text,
-            "command": command,
-            "patrons_matched": bind_json(patrons_matched),
-            "outcome": outcome,
-            "renewed": renewed,
-            "refused": refused,
-            "replies": bind_json(replies),
-        }
-        return int(_ADD.run(self._conn, row)[0][0])
+        row = (
+            agency_id,
+            bind_time(self._conn, received_at),
+            number,
+            shortcode,
+            text,
+            command,
+            bind_json(patrons_matched),
+            outcome,
+            renewed,
+            refused,
+            bind_json(replies),
+        )
+        return int(Driver(self._conn).rows(_ADD, row)[0][0])
 
     def search(
         self, agency_id: str, *, number: str | None = None, limit: int = 100, offset: int = 0

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from patronlink.domain.outbox import MessageStatus
-from patronlink.storage.raw import RawStatement, bind_time, cursor_of, utc
+from patronlink.storage.import_driver import Driver
+from patronlink.storage.raw import bind_time, utc
 from patronlink.storage.tables import message_attempts, messages
 
 
@@ -74,21 +75,20 @@ class MessageFilter:
 # already exclusive.
 _CLAIM = """
 UPDATE messages
-   SET status = 'sending', lease_until = :lease_until, lease_owner = :owner,
-       attempts = attempts + 1, updated_at = :now
+   SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1,
+       updated_at = ?
  WHERE id IN (
        SELECT id FROM messages
         WHERE {due}
         ORDER BY {order}
-        LIMIT :limit
+        LIMIT ?
         {lock})
 RETURNING id, agency_id, to_number, text, attempts, send_at
 """
-_EXPIRED = {"due": "status = 'sending' AND lease_until < :now", "order": "lease_until, id"}
-_QUEUED = {"due": "status = 'queued' AND next_attempt_at <= :now", "order": "next_attempt_at, id"}
+_EXPIRED = {"due": "status = 'sending' AND lease_until < ?", "order": "lease_until, id"}
+_QUEUED = {"due": "status = 'queued' AND next_attempt_at <= ?", "order": "next_attempt_at, id"}
 CLAIM_POSTGRESQL = tuple(
-    RawStatement(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part)).postgresql
-    for part in (_EXPIRED, _QUEUED)
+    _CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part) for part in (_EXPIRED, _QUEUED)
 )
 CLAIM_SQLITE = tuple(_CLAIM.format(lock="", **part) for part in (_EXPIRED, _QUEUED))
 
@@ -110,17 +110,16 @@ VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
 """
 
 
-# Renewal by SMS queues a reply or two on every request: those go one by one on the driver's
-# cursor; larger batches (staff, benchmarks) use SQLAlchemy's multi-row insert.
-_ENQUEUE_ONE = RawStatement(
-    """
-INSERT INTO messages
-       (agency_id, to_number, text, encoding, segments, status, origin, send_at,
-        next_attempt_at, attempts, buffered, created_at, updated_at)
-VALUES (:agency_id, :to_number, :text, :encoding, :segments, 'queued', :origin, :send_at,
-        :next_attempt_at, 0, :buffered, :now, :now)
-RETURNING id
-"""
+# Renewal by SMS queues a reply or two on every request: those go one by one on the driver
+# itself; larger batches (staff, benchmarks) use SQLAlchemy's multi-row insert.
+_ENQUEUE_COLUMNS = (
+    "agency_id", "to_number", "text", "encoding", "segments", "status", "origin", "send_at",
+    "next_attempt_at", "attempts", "buffered", "created_at", "updated_at",
+)  # fmt: skip
+_ENQUEUE_TIMES = frozenset({"send_at", "next_attempt_at", "created_at", "updated_at"})
+_ENQUEUE_ONE = (
+    f"INSERT INTO messages ({', '.join(_ENQUEUE_COLUMNS)}) "  # noqa: S608 - our own names
+    f"VALUES ({', '.join('?' for _ in _ENQUEUE_COLUMNS)}) RETURNING id"
 )
 _ENQUEUE_ONE_BY_ONE = 4
 _ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
@@ -133,30 +132,6 @@ class OutboxRepository:
     def enqueue(self, new: Sequence[NewMessage], now: dt.datetime) -> list[int]:
         if not new:
             return []
-        if len(new) <= _ENQUEUE_ONE_BY_ONE:
-            at = bind_time(self._conn, now)
-            return [
-                int(
-                    _ENQUEUE_ONE.run(
-                        self._conn,
-                        {
-                            "agency_id": m.agency_id,
-                            "to_number": m.to_number,
-                            "text": m.text,
-                            "encoding": m.encoding,
-                            "segments": m.segments,
-                            "origin": m.origin,
-                            "send_at": bind_time(self._conn, m.send_at),
-                            "next_attempt_at": bind_time(
-                                self._conn, m.next_attempt_at or m.send_at
-                            ),
-                            "buffered": False,
-                            "now": at,
-                        },
-                    )[0][0]
-                )
-                for m in new
-            ]
         rows = [
             {
                 "agency_id": m.agency_id,
@@ -175,30 +150,33 @@ class OutboxRepository:
             }
             for m in new
         ]
+        if len(rows) <= _ENQUEUE_ONE_BY_ONE:
+            driver = Driver(self._conn)
+            return [int(driver.rows(_ENQUEUE_ONE, self._driver_values(row))[0][0]) for row in rows]
         result = self._conn.execute(_ENQUEUE_MANY, rows)
         return [int(r) for r in result.scalars()]
+
+    def _driver_values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """A row for ``_ENQUEUE_ONE``, its times as ``UTCDateTime`` would bind them."""
+        return tuple(
+            bind_time(self._conn, row[c]) if c in _ENQUEUE_TIMES else row[c]
+            for c in _ENQUEUE_COLUMNS
+        )
 
     def claim(
         self, now: dt.datetime, lease_until: dt.datetime, owner: str, limit: int
     ) -> list[ClaimedMessage]:
         statements = CLAIM_POSTGRESQL if self._conn.dialect.name == "postgresql" else CLAIM_SQLITE
-        params = {
-            "now": bind_time(self._conn, now),
-            "lease_until": bind_time(self._conn, lease_until),
-            "owner": owner,
-        }
+        at, lease = bind_time(self._conn, now), bind_time(self._conn, lease_until)
         rows: list[Any] = []
-        # Straight on the driver's cursor: up to hundreds of rows a claim, and SQLAlchemy's row
-        # processing ran in the thread that the dispatcher's event loop waits on for the GIL.
-        cursor = cursor_of(self._conn)
-        try:
-            for statement in statements:
-                if len(rows) >= limit:
-                    break
-                cursor.execute(statement, {**params, "limit": limit - len(rows)})
-                rows += cursor.fetchall()
-        finally:
-            cursor.close()
+        # On the driver itself: up to hundreds of rows a claim, and SQLAlchemy's row processing
+        # ran in the thread that the dispatcher's event loop waits on for the GIL.
+        driver = Driver(self._conn)
+        for statement in statements:
+            if len(rows) >= limit:
+                break
+            values = (lease, owner, at, at, limit - len(rows))
+            rows += driver.rows(statement, values)
         rows.sort()  # by id: RETURNING has no order of its own
         return [
             ClaimedMessage(

@@ -1,49 +1,19 @@
-"""Hot statements run straight on the driver's cursor: fixed SQL text, values converted here.
+"""Values for statements run on the driver itself (``import_driver.Driver``), below SQLAlchemy.
 
 SQLAlchemy's execution machinery costs 25-40 µs a statement, several times what SQLite itself
-spends on a short statement. The few statements that run on every callback or every claimed
-text are written out once (SQLite's ``:name`` style, turned into psycopg's ``%(name)s`` once) and
-run on the connection's DBAPI cursor inside the same transaction. Their values are converted
-here the way the column types would: times to what ``UTCDateTime`` stores, JSON to text.
+spends on a short statement; the statements that run on every inbound SMS, every claim and every
+import batch go to the DBAPI cursor instead, inside the same transaction. Their values are
+converted here the way the column types would: times to what ``UTCDateTime`` stores, JSON to
+text, and times read back to aware UTC.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
-
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
-
-
-class RawStatement:
-    """One statement for both backends; ``run`` returns the rows it returns, as tuples."""
-
-    def __init__(self, sql: str) -> None:
-        if "%" in sql:
-            raise ValueError("a raw statement cannot contain '%' (psycopg's placeholder)")
-        self.sqlite = sql
-        self.postgresql = _NAMED.sub(r"%(\1)s", sql)
-
-    def text(self, conn: Connection) -> str:
-        return self.postgresql if conn.dialect.name == "postgresql" else self.sqlite
-
-    def run(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        cursor = cursor_of(conn)
-        try:
-            cursor.execute(self.text(conn), params)
-            return cursor.fetchall() if cursor.description is not None else []
-        finally:
-            cursor.close()
-
-
-def cursor_of(conn: Connection) -> Any:
-    """A DBAPI cursor on the connection's own driver connection (same transaction)."""
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def bind_time(conn: Connection, value: dt.datetime) -> Any:

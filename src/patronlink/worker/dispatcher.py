@@ -160,8 +160,6 @@ class Dispatcher:
                         await asyncio.wait_for(self._wake.wait(), timeout=s.flush_seconds)
                     continue
                 await self._flush(wait=True)
-                if not may_claim:
-                    continue  # the bound was full of unrecorded outcomes, now written: claim
                 if once:
                     break
                 with contextlib.suppress(TimeoutError):
@@ -184,8 +182,8 @@ class Dispatcher:
     def _should_flush(self) -> bool:
         if not self._outcomes:
             return False
-        # Unrecorded outcomes hold places in the in-flight bound: write them before they hold
-        # enough to stop the next claim.
+        # Unrecorded outcomes hold permits of the in-flight bound: write them before they hold
+        # enough to stop the sends.
         size = min(self.settings.flush_size, max(1, self.settings.max_in_flight // 4))
         return (
             len(self._outcomes) >= size
