@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import (
@@ -22,7 +25,7 @@ from patronlink.services.configure import agency_settings
 from patronlink.services.outbox import message_detail, move_messages, move_one, queue_sms
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import MessageFilter
+from patronlink.storage.outbox import MessageFilter, Outcome
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
 from tests.conftest import FrozenClock
 from tests.support.fake_gateway import ScriptedGateway
@@ -293,3 +296,142 @@ def test_expired_lease_is_claimed_again(db: Database, clock: FrozenClock) -> Non
     run_once(dispatcher(db, clock, gateway))
     assert status_of(db, message_id) == "sent"
     assert message_detail(db, message_id, None).message["attempts"] == 2
+
+
+def _claim_as(db: Database, clock: FrozenClock, owner: str, limit: int) -> list[int]:
+    with db.transaction() as repos:
+        lease = clock() + dt.timedelta(minutes=5)
+        return [m.id for m in repos.outbox.claim(clock(), lease, owner, limit)]
+
+
+def _outcome(message_id: int, clock: FrozenClock, **kw: object) -> Outcome:
+    values: dict[str, object] = {
+        "message_id": message_id,
+        "status": MessageStatus.SENT,
+        "started_at": clock() - dt.timedelta(seconds=1),
+        "finished_at": clock(),
+        "driver": "xml",
+        "attempt_outcome": "sent",
+        "http_status": 200,
+        "code": "0",
+        "description": "SMS afsendt.",
+        "gateway_message_id": f"g{message_id}",
+        **kw,
+    }
+    return Outcome(**values)  # type: ignore[arg-type]
+
+
+def test_outcome_batch_writes_only_the_messages_this_worker_holds(
+    db: Database, clock: FrozenClock
+) -> None:
+    """One batch: a sent text, a retry, a lease taken over by another worker, a text no longer
+    sending. Only the first two move; every attempt is logged; the next batch (on PostgreSQL
+    through the same session's batch table) applies only its own rows."""
+    make_agency(db, clock)
+    ids = [queue_sms(db, AGENCY, "52903991", f"t{i}", clock) for i in range(4)]
+    assert _claim_as(db, clock, "me", 3) == ids[:3]
+    assert _claim_as(db, clock, "other", 3) == ids[3:]
+    with db.transaction() as repos:  # e.g. recorded by hand meanwhile: not 'sending' any more
+        repos.conn.execute(
+            tables.messages.update()
+            .where(tables.messages.c.id == ids[2])
+            .values(status="cancelled")
+        )
+    retry_at = clock() + dt.timedelta(minutes=2)
+    batch = [
+        _outcome(ids[0], clock),
+        _outcome(
+            ids[1],
+            clock,
+            status=MessageStatus.QUEUED,
+            attempt_outcome="temporary",
+            next_attempt_at=retry_at,
+            http_status=503,
+            code=None,
+            description="xml: HTTP 503",
+            gateway_message_id=None,
+        ),
+        _outcome(ids[2], clock),
+        _outcome(ids[3], clock),
+    ]
+    with db.transaction() as repos:
+        assert repos.outbox.record(batch, "me") == 2
+    rows = {i: message_detail(db, i, None) for i in ids}
+    sent = rows[ids[0]].message
+    assert (sent["status"], sent["gateway_message_id"], sent["last_code"]) == (
+        "sent",
+        f"g{ids[0]}",
+        "0",
+    )
+    assert sent["sent_at"] == clock()
+    assert sent["lease_owner"] is None
+    retry = rows[ids[1]].message
+    assert (retry["status"], retry["next_attempt_at"], retry["sent_at"]) == (
+        "queued",
+        retry_at,
+        None,
+    )
+    assert (retry["last_http_status"], retry["last_description"]) == (503, "xml: HTTP 503")
+    assert rows[ids[2]].message["status"] == "cancelled"
+    assert (rows[ids[3]].message["status"], rows[ids[3]].message["lease_owner"]) == (
+        "sending",
+        "other",
+    )
+    assert [len(rows[i].attempts) for i in ids] == [1, 1, 1, 1]
+    assert rows[ids[1]].attempts[0]["outcome"] == "temporary"
+    assert {a["worker"] for i in ids for a in rows[i].attempts} == {"me"}
+
+    with db.transaction() as repos:
+        assert repos.outbox.record([_outcome(ids[3], clock)], "other") == 1
+    assert [len(message_detail(db, i, None).attempts) for i in ids] == [1, 1, 1, 2]
+    assert status_of(db, ids[3]) == "sent"
+
+
+def test_outcome_batch_that_fails_writes_nothing_and_the_next_one_works(
+    db: Database, clock: FrozenClock
+) -> None:
+    make_agency(db, clock)
+    ids = [queue_sms(db, AGENCY, "52903991", f"t{i}", clock) for i in range(2)]
+    assert _claim_as(db, clock, "me", 2) == ids
+    # SQLAlchemy's error on SQLite; psycopg's own from the COPY path below SQLAlchemy.
+    with pytest.raises((IntegrityError, psycopg.IntegrityError)), db.transaction() as repos:
+        # No such message: its attempt cannot be logged, and the whole batch is refused.
+        repos.outbox.record([_outcome(ids[0], clock), _outcome(10_000, clock)], "me")
+    assert [status_of(db, i) for i in ids] == ["sending", "sending"]
+    assert message_detail(db, ids[0], None).attempts == []
+    with db.transaction() as repos:
+        assert repos.outbox.record([_outcome(i, clock) for i in ids], "me") == 2
+    assert [status_of(db, i) for i in ids] == ["sent", "sent"]
+    assert [len(message_detail(db, i, None).attempts) for i in ids] == [1, 1]
+
+
+def test_a_failure_outside_the_driver_leaves_that_text_leased_and_the_rest_go(
+    db: Database, clock: FrozenClock
+) -> None:
+    """An unexpected error after a send (here in the metrics) must not stop the sender nor
+    keep its permit: with one permit, every later text would wait forever."""
+    make_agency(db, clock, concurrency=2)
+    ids = [queue_sms(db, AGENCY, "52903991", f"t{i}", clock) for i in range(5)]
+    observed: list[int] = []
+
+    class FailingOnce:
+        def observe(self, outcome: Outcome, seconds: float) -> None:
+            observed.append(outcome.message_id)
+            if len(observed) == 2:
+                raise RuntimeError("metrics backend broke")
+
+    gateway = ScriptedGateway()
+    settings = DispatchSettings(max_in_flight=1)
+    d = Dispatcher(db, clock, gateway.factory, settings=settings, metrics=FailingOnce())  # type: ignore[arg-type]
+    # A permit kept by the failed text would leave the rest waiting for ever: run it aside.
+    runner = threading.Thread(target=run_once, args=(d,), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "the dispatcher stalled after the failure"
+    assert len(gateway.sent) == 5
+    statuses = [status_of(db, i) for i in ids]
+    assert statuses.count("sent") == 4
+    assert statuses[ids.index(observed[1])] == "sending"  # its lease expires; it goes again
+    clock.advance(seconds=settings.lease_seconds + 1)
+    run_once(dispatcher(db, clock, gateway))
+    assert [status_of(db, i) for i in ids] == ["sent"] * 5

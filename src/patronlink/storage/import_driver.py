@@ -53,6 +53,15 @@ class Driver:
         finally:
             cursor.close()
 
+    def rowcount(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a statement; how many rows it touched."""
+        cursor = self._raw.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         """The rows of a query a page at a time (a million of them are never all in memory).
 

@@ -110,6 +110,49 @@ VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})
 """
 
 
+# PostgreSQL takes a batch of outcomes by COPY into a temporary table (one per session, emptied at
+# each commit), then one UPDATE and one INSERT from it. The UPDATE finds the messages by their ids
+# given as an array, so the plan is a primary key lookup whatever the (never analysed) temporary
+# table. The status test is written so that no index can serve it: an index on status, walked
+# instead, also walks the entries of every row that was once 'sending' and not yet vacuumed
+# (91 ms a batch of 250 by the end of a 20,000-text run).
+_BATCH_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS outcome_batch (
+       message_id bigint NOT NULL, status text NOT NULL, next_attempt_at timestamptz,
+       driver text, http_status integer, code text, description text, gateway_message_id text,
+       buffered boolean NOT NULL, started_at timestamptz NOT NULL,
+       finished_at timestamptz NOT NULL, sent_at timestamptz, outcome text NOT NULL)
+       ON COMMIT DELETE ROWS
+"""
+_BATCH_COLUMNS = (
+    "message_id", "status", "next_attempt_at", "driver", "http_status", "code", "description",
+    "gateway_message_id", "buffered", "started_at", "finished_at", "sent_at", "outcome",
+)  # fmt: skip
+_BATCH_TYPES = (
+    "int8", "text", "timestamptz", "text", "int4", "text", "text", "text", "bool",
+    "timestamptz", "timestamptz", "timestamptz", "text",
+)  # fmt: skip
+_RECORD_BATCH = """
+UPDATE messages AS m
+   SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at),
+       lease_until = NULL, lease_owner = NULL, driver = o.driver, last_http_status = o.http_status,
+       last_code = o.code, last_description = o.description,
+       gateway_message_id = o.gateway_message_id, buffered = o.buffered, sent_at = o.sent_at,
+       updated_at = o.finished_at
+  FROM outcome_batch AS o
+ WHERE m.id = ANY(?::bigint[]) AND m.id = o.message_id AND m.lease_owner = ?
+   AND (m.status = 'sending') IS TRUE
+"""
+_RECORD_BATCH_ATTEMPTS = """
+INSERT INTO message_attempts
+       (message_id, started_at, finished_at, driver, outcome, http_status, code, description,
+        worker)
+SELECT message_id, started_at, finished_at, driver, outcome, http_status, code, description, ?
+  FROM outcome_batch
+ ORDER BY message_id
+"""
+
+
 # Renewal by SMS queues a reply or two on every request: those go one by one on the driver
 # itself; larger batches (staff, benchmarks) use SQLAlchemy's multi-row insert.
 _ENQUEUE_COLUMNS = (
@@ -198,6 +241,8 @@ class OutboxRepository:
         """
         if not outcomes:
             return 0
+        if self._conn.dialect.name == "postgresql":
+            return self._record_postgresql(outcomes, owner)
         # Raw DBAPI executemany, values converted here once: a batch is hundreds of rows, and
         # SQLAlchemy's per-row parameter processing cost more than SQLite's own work
         # (``bench/dispatch.py``). The statements are fixed text; only the values vary.
@@ -244,6 +289,46 @@ class OutboxRepository:
             ],
         )
         return int(held)
+
+    def _record_postgresql(self, outcomes: Sequence[Outcome], owner: str) -> int:
+        """``record`` on PostgreSQL: the batch goes to the server in one binary ``COPY``.
+
+        A pipelined ``executemany`` of the two statements cost ~50 µs of Python a text (each
+        row's parameters dumped and each result read back one by one); the ``COPY`` rows are
+        formatted in C, and the server applies the batch with one join each way.
+        """
+        driver = Driver(self._conn)
+        # Every time, not once per connection: a transaction that created it and was rolled
+        # back took the table with it. When it exists this is a lookup and a notice.
+        driver.rows(_BATCH_TABLE, ())
+        sent = MessageStatus.SENT
+        driver.insert(
+            "outcome_batch",
+            _BATCH_COLUMNS,
+            (
+                (
+                    o.message_id,
+                    o.status.value,
+                    o.next_attempt_at,
+                    o.driver,
+                    o.http_status,
+                    o.code,
+                    o.description,
+                    o.gateway_message_id,
+                    o.buffered,
+                    o.started_at,
+                    o.finished_at,
+                    o.finished_at if o.status is sent else None,
+                    o.attempt_outcome,
+                )
+                for o in outcomes
+            ),
+            _BATCH_TYPES,
+        )
+        ids = [o.message_id for o in outcomes]
+        held = driver.rowcount(_RECORD_BATCH, (ids, owner))
+        driver.rows(_RECORD_BATCH_ATTEMPTS, (owner,))
+        return held
 
     # Staff views --------------------------------------------------------------------------
     def _conditions(self, f: MessageFilter) -> list[Any]:

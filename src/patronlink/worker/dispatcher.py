@@ -1,8 +1,9 @@
 """The dispatcher: claims due texts with a lease, sends them concurrently, records the outcomes.
 
-Sends are bounded twice: at most ``max_in_flight`` texts are claimed and not yet recorded at
-once (sending, or sent with the outcome still waiting for its batch), and each agency's gateway
-has its own semaphore (``[agencies.sms] concurrency``). Outcomes are written in batches. A worker
+Sends are bounded twice: at most ``max_in_flight`` texts are sent and not yet recorded at once
+(sending, or sent with the outcome still waiting for its batch), and each agency's gateway gets
+at most ``[agencies.sms] concurrency`` texts at a time: that many senders take the agency's
+claimed texts from its queue one after the other. Outcomes are written in batches. A worker
 killed mid-send leaves leases that expire after ``lease_seconds``; another worker (or this one,
 restarted) then claims those texts again: at-least-once, nothing lost, and at most
 ``max_in_flight`` texts sent twice per crash.
@@ -19,6 +20,7 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +73,8 @@ class _Route:
     max_attempts: int
     quiet: QuietHours | None
     zone: Any
-    limit: asyncio.Semaphore
+    concurrency: int  # texts at a time to this gateway
+    schedules: bool  # the gateway holds a text until a given time
     config_error: str | None = None
 
 
@@ -115,36 +118,41 @@ class Dispatcher:
         # bounds what a crash can send twice. Texts claimed and waiting for a permit were not
         # sent, so they are not at risk, and the next claim need not wait for the commits.
         self._permits = asyncio.Semaphore(self.settings.max_in_flight)
-        self._waiting = 0  # claimed texts without a permit yet
+        # Claimed texts by agency, taken by that agency's senders (tasks, at most its
+        # concurrency); a sender ends when its queue is empty.
+        self._queues: dict[str, deque[ClaimedMessage]] = {}
+        self._senders: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting = 0  # claimed texts no sender has taken yet
+        # Claimed texts wait in the queues; keep at most a batch of them, and claim the next
+        # while half of it is left, so sending never waits for a claim.
+        self._ahead = min(self.settings.batch_size, self.settings.max_in_flight)
+        # Unrecorded outcomes hold permits of the in-flight bound: write them before they hold
+        # enough to stop the sends.
+        self._flush_size = min(self.settings.flush_size, max(1, self.settings.max_in_flight // 4))
+        self._drained = False  # the last claim found fewer texts than it asked for
+        # Set when the loop has something to do: claim, write outcomes, or finish.
         self._wake = asyncio.Event()
 
     # The loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None, *, once: bool = False) -> DispatchStats:
         """Dispatch until ``stop`` is set (or, with ``once``, until nothing is due)."""
         stop = stop or asyncio.Event()
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
         s = self.settings
-        drained = False  # the last claim found fewer texts than it asked for
+        self._drained = False
         try:
             while not stop.is_set():
-                # Cleared before anything this round awaits: a send finishing meanwhile leaves
-                # it set, so the wait below cannot miss it.
+                # Cleared before anything this round awaits: a sender signalling meanwhile
+                # leaves it set, so the wait below cannot miss it.
                 self._wake.clear()
-                # Claimed texts queue for permits; keep at most a batch of them, and claim the
-                # next while half of it is left, so sending never waits for a claim.
-                ahead = min(s.batch_size, s.max_in_flight)
-                capacity = ahead - self._waiting
+                capacity = self._ahead - self._waiting
                 claimed: list[ClaimedMessage] = []
-                may_claim = self._waiting <= ahead // 2 and not (drained and tasks)
-                if may_claim:
+                if self._may_claim():
                     claimed = await asyncio.to_thread(self._claim, capacity)
-                    drained = len(claimed) < capacity
+                    self._drained = len(claimed) < capacity
                     await self._ensure_routes({m.agency_id for m in claimed})
-                    self._waiting += len(claimed)
-                    for message in claimed:
-                        task = asyncio.create_task(self._deliver(message))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
+                    self._queue(claimed)
                 if self._should_flush():
                     await self._flush()
                 if claimed:
@@ -154,8 +162,9 @@ class Dispatcher:
                     await asyncio.sleep(0)  # let their done-callbacks take them out of the set
                     continue
                 if tasks:
-                    # Woken by the next finished send (asyncio.wait over hundreds of tasks would
-                    # re-register a callback on each of them every time round).
+                    # Woken when there is something to do (asyncio.wait over the senders would
+                    # re-register a callback on each of them every time round), or to write
+                    # the outcomes gathered within flush_seconds.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=s.flush_seconds)
                     continue
@@ -165,8 +174,9 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=s.poll_seconds)
         finally:
-            # Finish what was started: an abandoned send would only be sent again later. Texts
-            # still waiting for a permit get theirs as the outcomes before them are written.
+            # Finish what was claimed: an abandoned text would only be sent again later, once
+            # its lease expired. Senders waiting for a permit get theirs as the outcomes before
+            # them are written.
             while tasks:
                 await self._flush(wait=True)
                 await asyncio.wait(set(tasks), timeout=s.flush_seconds)
@@ -179,14 +189,16 @@ class Dispatcher:
                 await route.gateway.aclose()
         self._routes.clear()
 
+    def _may_claim(self) -> bool:
+        # With the database drained, claim again only once the senders are done (or on the
+        # next poll), not every time one of them takes a text.
+        return self._waiting <= self._ahead // 2 and not (self._drained and self._tasks)
+
     def _should_flush(self) -> bool:
         if not self._outcomes:
             return False
-        # Unrecorded outcomes hold permits of the in-flight bound: write them before they hold
-        # enough to stop the sends.
-        size = min(self.settings.flush_size, max(1, self.settings.max_in_flight // 4))
         return (
-            len(self._outcomes) >= size
+            len(self._outcomes) >= self._flush_size
             or time.monotonic() - self._last_flush >= self.settings.flush_seconds
         )
 
@@ -262,14 +274,16 @@ class Dispatcher:
                     agency: Any = agency, sms: dict[str, Any] = sms, key: str = key
                 ) -> _Route:
                     quiet = QuietHours.parse(sms["quiet_hours"]) if sms.get("quiet_hours") else None
+                    driver = str(sms.get("driver", "console"))
                     route = _Route(
                         key=key,
                         gateway=None,
-                        driver=str(sms.get("driver", "console")),
+                        driver=driver,
                         max_attempts=int(sms.get("max_attempts", 5)),
                         quiet=quiet,
                         zone=agency.zone,
-                        limit=asyncio.Semaphore(int(sms.get("concurrency", 4))),
+                        concurrency=max(1, int(sms.get("concurrency", 4))),
+                        schedules=can_schedule(driver),
                     )
                     try:
                         route.gateway = self.factory(gateway_config(agency, sms, self.environ))
@@ -280,27 +294,63 @@ class Dispatcher:
                 out[agency_id] = (key, build)
         return out
 
-    # One text ---------------------------------------------------------------------------
-    async def _deliver(self, message: ClaimedMessage) -> None:
-        try:
-            await self._permits.acquire()
-        finally:
-            self._waiting -= 1
-            self._wake.set()  # the loop may claim more
-        try:
-            outcome = await self._attempt(message)
-        except BaseException:
-            # Nothing to record: the text keeps its lease, which expires, and it goes again.
-            self._permits.release()
-            raise
-        self._outcomes.append(outcome)
-        self._wake.set()
+    # The senders ------------------------------------------------------------------------
+    def _queue(self, claimed: list[ClaimedMessage]) -> None:
+        """Hand claimed texts to their agencies' senders, starting senders up to each limit."""
+        for message in claimed:
+            queue = self._queues.get(message.agency_id)
+            if queue is None:
+                queue = self._queues[message.agency_id] = deque()
+            queue.append(message)
+        self._waiting += len(claimed)
+        for agency_id in {m.agency_id for m in claimed}:
+            queue = self._queues[agency_id]
+            running = self._senders.get(agency_id, 0)
+            wanted = min(self._routes[agency_id].concurrency, len(queue)) - running
+            for _ in range(wanted):
+                task = asyncio.create_task(self._send_from(agency_id, queue))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._senders[agency_id] = running + max(0, wanted)
 
-    async def _attempt(self, message: ClaimedMessage) -> Outcome:
-        route = self._routes[message.agency_id]
+    async def _send_from(self, agency_id: str, queue: deque[ClaimedMessage]) -> None:
+        """One of an agency's senders: its texts one after the other until none is left."""
+        try:
+            while queue:
+                route = self._routes[agency_id]
+                if self._senders[agency_id] > route.concurrency:
+                    return  # the agency's concurrency was lowered meanwhile
+                message = queue.popleft()
+                self._waiting -= 1
+                if self._may_claim():
+                    self._wake.set()
+                await self._permits.acquire()
+                try:
+                    outcome = await self._attempt(message, route)
+                except Exception:
+                    # Nothing to record: the text keeps its lease, which expires, and it goes
+                    # again. The sender goes on with the next.
+                    log.exception("sending text %s failed unexpectedly", message.id)
+                    self._permits.release()
+                    continue
+                except BaseException:
+                    self._permits.release()
+                    raise
+                self._outcomes.append(outcome)
+                if len(self._outcomes) >= self._flush_size:
+                    self._wake.set()
+        finally:
+            self._senders[agency_id] -= 1
+            if not queue and self._senders[agency_id] == 0:
+                del self._senders[agency_id]
+                if self._queues.get(agency_id) is queue:
+                    del self._queues[agency_id]
+            self._wake.set()  # the loop may write the last outcomes, or be done
+
+    async def _attempt(self, message: ClaimedMessage, route: _Route) -> Outcome:
         started = self.clock()
         schedule_at = None
-        if can_schedule(route.driver) and message.send_at > started + dt.timedelta(minutes=1):
+        if route.schedules and message.send_at > started + dt.timedelta(minutes=1):
             schedule_at = message.send_at
         outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
         t0 = time.perf_counter()
@@ -308,8 +358,7 @@ class Dispatcher:
             outcome = self._permanent(message, route, started, route.config_error or "no gateway")
         else:
             try:
-                async with route.limit:
-                    result = await route.gateway.send(outgoing)
+                result = await route.gateway.send(outgoing)
             except TemporaryGatewayError as exc:
                 outcome = self._temporary(message, route, started, exc)
             except PermanentGatewayError as exc:
@@ -353,7 +402,7 @@ class Dispatcher:
         next_at = None
         if status is MessageStatus.QUEUED:
             next_at = finished + self.settings.retry.delay(message.attempts, self.rng())
-            if route.quiet is not None and not can_schedule(route.driver):
+            if route.quiet is not None and not route.schedules:
                 next_at = route.quiet.release_time(next_at, route.zone)
             self.stats.retried += 1
         else:
