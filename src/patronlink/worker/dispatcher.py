@@ -123,7 +123,7 @@ class Dispatcher:
         self._queues: dict[str, deque[ClaimedMessage]] = {}
         self._senders: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._waiting = 0  # claimed texts no sender has taken yet
+        self._waiting = 0  # claimed texts without a permit yet
         # Claimed texts wait in the queues; keep at most a batch of them, and claim the next
         # while half of it is left, so sending never waits for a claim.
         self._ahead = min(self.settings.batch_size, self.settings.max_in_flight)
@@ -321,10 +321,14 @@ class Dispatcher:
                 if self._senders[agency_id] > route.concurrency:
                     return  # the agency's concurrency was lowered meanwhile
                 message = queue.popleft()
-                self._waiting -= 1
-                if self._may_claim():
-                    self._wake.set()
-                await self._permits.acquire()
+                try:
+                    await self._permits.acquire()
+                finally:
+                    # Counted as waiting until it has its permit: claimed and unsent texts stay
+                    # within a batch of the in-flight bound.
+                    self._waiting -= 1
+                    if self._may_claim():
+                        self._wake.set()
                 try:
                     outcome = await self._attempt(message, route)
                 except Exception:
