@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from patronlink.services.import_patrons import spare_collector
+from patronlink.services.collector import spare_collector
 from patronlink.services.import_sync import _Keys
 from patronlink.storage.imports import Digests, _json_extra, _json_lines
 

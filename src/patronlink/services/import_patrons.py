@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import io
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from patronlink.domain.import_runs import (
     final_status,
 )
 from patronlink.services.clock import Clock
+from patronlink.services.collector import spare_collector
 from patronlink.services.import_sync import Change, RemoteCheck, Synchroniser
 from patronlink.services.secrets import resolve
 from patronlink.sources.base import FeedReader
@@ -222,42 +222,6 @@ def sweep_interrupted(db: Database, clock: Clock) -> list[int]:
     for run_id in swept:
         log.warning("import run interrupted: its process stopped", run_id=run_id)
     return swept
-
-
-class _Spared:
-    """How many runs spare the collector now (see ``spare_collector``)."""
-
-    runs = 0
-    refreeze = False  # the process had set its start-up heap aside before (``serve``)
-    lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def spare_collector() -> Iterator[None]:
-    """Keep the cyclic garbage collector off the objects the process had before the run.
-
-    A run makes millions of short-lived objects, and every few of its collections is a full one,
-    which would walk every object of the process (some 120,000, a tenth of a second each time:
-    0.6-0.9 s of 100,000 created patrons). ``gc.freeze`` sets those aside until the last of the
-    runs that overlap ends; then they are collected as before, so nothing is kept for good. In a
-    process that had frozen its start-up heap already (``serve`` does, for its request latency),
-    what survives a full collection after the run is frozen again, as ``serve`` left it.
-    """
-    with _Spared.lock:
-        if _Spared.runs == 0:
-            _Spared.refreeze = gc.get_freeze_count() > 0
-            gc.freeze()
-        _Spared.runs += 1
-    try:
-        yield
-    finally:
-        with _Spared.lock:
-            _Spared.runs -= 1
-            if _Spared.runs == 0:
-                gc.unfreeze()
-                if _Spared.refreeze:
-                    gc.collect()
-                    gc.freeze()
 
 
 def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:

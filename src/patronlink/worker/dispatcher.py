@@ -41,6 +41,7 @@ from patronlink.gateways.base import GatewayConfig, OutgoingSms, SmsGateway
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
+from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config, sms_settings
 from patronlink.storage.database import Database
 from patronlink.storage.outbox import ClaimedMessage, Outcome
@@ -137,7 +138,12 @@ class Dispatcher:
     # The loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None, *, once: bool = False) -> DispatchStats:
         """Dispatch until ``stop`` is set (or, with ``once``, until nothing is due)."""
-        stop = stop or asyncio.Event()
+        # Each text leaves a dozen objects alive for a while (claimed, sent, outcome waiting for
+        # its batch); the collections they cause would otherwise walk the whole process.
+        with spare_collector():
+            return await self._run(stop or asyncio.Event(), once)
+
+    async def _run(self, stop: asyncio.Event, once: bool) -> DispatchStats:
         tasks = self._tasks
         s = self.settings
         self._drained = False
