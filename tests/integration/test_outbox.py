@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import threading
 
 import psycopg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import (
@@ -404,8 +404,11 @@ def test_outcome_batch_that_fails_writes_nothing_and_the_next_one_works(
     make_agency(db, clock)
     ids = [queue_sms(db, AGENCY, "52903991", f"t{i}", clock) for i in range(2)]
     assert _claim_as(db, clock, "me", 2) == ids
-    # SQLAlchemy's error on SQLite; psycopg's own from the COPY path below SQLAlchemy.
-    with pytest.raises((IntegrityError, psycopg.IntegrityError)), db.transaction() as repos:
+    # The driver's own error: the batch goes below SQLAlchemy.
+    with (
+        pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)),
+        db.transaction() as repos,
+    ):
         # No such message: its attempt cannot be logged, and the whole batch is refused.
         repos.outbox.record([_outcome(ids[0], clock), _outcome(10_000, clock)], "me")
     assert [status_of(db, i) for i in ids] == ["sending", "sending"]

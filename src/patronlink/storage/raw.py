@@ -21,9 +21,12 @@ def bind_time(conn: Connection, value: dt.datetime) -> Any:
     SQLAlchemy's to the microsecond."""
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    value = value.astimezone(dt.UTC)
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
     if conn.dialect.name == "sqlite":
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # isoformat: the same text as strftime("%Y-%m-%d %H:%M:%S.%f"), in a third of the time
+        # (four of these for every text the dispatcher sends).
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
 
 
