@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, event, func, insert, select, update
 
 from patronlink.domain.outbox import MessageStatus
 from patronlink.storage.import_driver import Driver
@@ -110,11 +111,11 @@ UPDATE messages
 
 # An outcome batch: the message leaves 'sending' only if this worker still holds its lease.
 # PostgreSQL takes a batch of outcomes by COPY into a temporary table (one per session, emptied at
-# each commit), then one UPDATE and one INSERT from it. The UPDATE finds the messages by their ids
-# given as an array, so the plan is a primary key lookup whatever the (never analysed) temporary
-# table. The status test is written so that no index can serve it: an index on status, walked
-# instead, also walks the entries of every row that was once 'sending' and not yet vacuumed
-# (91 ms a batch of 250 by the end of a 20,000-text run).
+# each commit), then one statement: the UPDATE and the INSERT from it, as two WITH clauses. The
+# UPDATE finds the messages by their ids given as an array, so the plan is a primary key lookup
+# whatever the (never analysed) temporary table. The status test is written so that no index can
+# serve it: an index on status, walked instead, also walks the entries of every row that was once
+# 'sending' and not yet vacuumed (91 ms a batch of 250 by the end of a 20,000-text run).
 _BATCH_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS outcome_batch (
        message_id bigint NOT NULL, status text NOT NULL, next_attempt_at timestamptz,
@@ -123,6 +124,16 @@ CREATE TEMPORARY TABLE IF NOT EXISTS outcome_batch (
        finished_at timestamptz NOT NULL, sent_at timestamptz, outcome text NOT NULL)
        ON COMMIT DELETE ROWS
 """
+_BATCH_TABLE_READY = "patronlink.outcome_batch"
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_batch_table(conn: Connection) -> None:
+    """A rollback may have undone the creation of the batch table: create it again if needed."""
+    with contextlib.suppress(Exception):  # an invalidated connection has no info to clear
+        conn.connection.info.pop(_BATCH_TABLE_READY, None)
+
+
 _BATCH_COLUMNS = (
     "message_id", "status", "next_attempt_at", "driver", "http_status", "code", "description",
     "gateway_message_id", "buffered", "started_at", "finished_at", "sent_at", "outcome",
@@ -132,15 +143,25 @@ _BATCH_TYPES = (
     "timestamptz", "timestamptz", "timestamptz", "text",
 )  # fmt: skip
 _RECORD_BATCH = """
-UPDATE messages AS m
-   SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at),
-       lease_until = NULL, lease_owner = NULL, driver = o.driver, last_http_status = o.http_status,
-       last_code = o.code, last_description = o.description,
-       gateway_message_id = o.gateway_message_id, buffered = o.buffered, sent_at = o.sent_at,
-       updated_at = o.finished_at
-  FROM outcome_batch AS o
- WHERE m.id = ANY(?::bigint[]) AND m.id = o.message_id AND m.lease_owner = ?
-   AND (m.status = 'sending') IS TRUE
+WITH held AS (
+     UPDATE messages AS m
+        SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at),
+            lease_until = NULL, lease_owner = NULL, driver = o.driver,
+            last_http_status = o.http_status, last_code = o.code,
+            last_description = o.description, gateway_message_id = o.gateway_message_id,
+            buffered = o.buffered, sent_at = o.sent_at, updated_at = o.finished_at
+       FROM outcome_batch AS o
+      WHERE m.id = ANY(?::bigint[]) AND m.id = o.message_id AND m.lease_owner = ?
+        AND (m.status = 'sending') IS TRUE
+  RETURNING m.id),
+logged AS (
+     INSERT INTO message_attempts
+            (message_id, started_at, finished_at, driver, outcome, http_status, code,
+             description, worker)
+     SELECT message_id, started_at, finished_at, driver, outcome, http_status, code,
+            description, ?
+       FROM outcome_batch)
+SELECT count(*) FROM held
 """
 # SQLite takes the batch as one JSON array of those rows (json_each reads it in C). Not a WITH
 # clause: Python's sqlite3 counts the rows changed only by a statement that starts with UPDATE.
@@ -166,13 +187,6 @@ INSERT INTO message_attempts
 SELECT message_id, started_at, finished_at, driver, outcome, http_status, code, description, ?
   FROM (SELECT {_SQLITE_BATCH} FROM json_each(?))
 """  # noqa: S608 - our own names
-_RECORD_BATCH_ATTEMPTS = """
-INSERT INTO message_attempts
-       (message_id, started_at, finished_at, driver, outcome, http_status, code, description,
-        worker)
-SELECT message_id, started_at, finished_at, driver, outcome, http_status, code, description, ?
-  FROM outcome_batch
-"""
 
 
 # Renewal by SMS queues a reply or two on every request: those go one by one on the driver
@@ -311,9 +325,13 @@ class OutboxRepository:
     def _record_postgresql(self, driver: Driver, outcomes: Sequence[Outcome], owner: str) -> int:
         """``record`` on PostgreSQL: the batch goes to the server by one binary ``COPY``, its
         rows formatted in C."""
-        # Every time, not once per connection: a transaction that created it and was rolled
-        # back took the table with it. When it exists this is a lookup and a notice.
-        driver.rows(_BATCH_TABLE, ())
+        # Once per connection; a transaction that created it and was rolled back took it with
+        # it, and forgets it (``_forget_batch_table``). Every round trip counts: under load each
+        # waits milliseconds for the interpreter's lock on the way back.
+        info = self._conn.connection.info
+        if not info.get(_BATCH_TABLE_READY):
+            driver.rows(_BATCH_TABLE, ())
+            info[_BATCH_TABLE_READY] = True
         driver.insert(
             "outcome_batch",
             _BATCH_COLUMNS,
@@ -321,9 +339,7 @@ class OutboxRepository:
             _BATCH_TYPES,
         )
         ids = [o.message_id for o in outcomes]
-        held = driver.rowcount(_RECORD_BATCH, (ids, owner))
-        driver.rows(_RECORD_BATCH_ATTEMPTS, (owner,))
-        return held
+        return int(driver.rows(_RECORD_BATCH, (ids, owner, owner))[0][0])
 
     # Staff views --------------------------------------------------------------------------
     def _conditions(self, f: MessageFilter) -> list[Any]:
