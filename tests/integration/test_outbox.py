@@ -449,3 +449,25 @@ def test_a_failure_outside_the_driver_leaves_that_text_leased_and_the_rest_go(
     clock.advance(seconds=settings.lease_seconds + 1)
     run_once(dispatcher(db, clock, gateway))
     assert [status_of(db, i) for i in ids] == ["sent"] * 5
+
+
+def test_a_hostile_reply_is_stored_as_its_columns_allow(db: Database, clock: FrozenClock) -> None:
+    """A gateway answering an overlong message id, code or text, or a NUL, must not fail the
+    outcome batch: PostgreSQL refuses both, and the whole batch would be lost and sent again."""
+    make_agency(db, clock)
+    ok_id = queue_sms(db, AGENCY, "52903991", "ok", clock)
+    hostile_id = queue_sms(db, AGENCY, "52903991", "hostile", clock)
+    gateway = ScriptedGateway()
+    gateway.script.extend(
+        [
+            SendResult(gateway_message_id="g1", code="0"),
+            SendResult(gateway_message_id="m" * 300, code="9" * 40, description="a\x00b" * 900),
+        ]
+    )
+    run_once(dispatcher(db, clock, gateway))
+    assert [status_of(db, i) for i in (ok_id, hostile_id)] == ["sent", "sent"]
+    stored = message_detail(db, hostile_id, None)
+    assert stored.message["gateway_message_id"] == "m" * 128
+    assert stored.message["last_code"] == "9" * 32
+    assert stored.message["last_description"] == ("ab" * 900)[:2000]
+    assert stored.attempts[0]["description"] == ("ab" * 900)[:2000]

@@ -194,6 +194,14 @@ _ENQUEUE_ONE_BY_ONE = 4
 _ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
 
 
+def _fit(value: str | None, length: int) -> str | None:
+    """A gateway's text as its column can hold it: a reply with a NUL or a message id longer
+    than the column must not fail the batch (and with it every outcome in it)."""
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:length]
+
+
 class OutboxRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -295,11 +303,11 @@ class OutboxRepository:
             o.message_id,
             o.status.value,
             None if o.next_attempt_at is None else when(o.next_attempt_at),
-            o.driver,
+            _fit(o.driver, 16),
             o.http_status,
-            o.code,
-            o.description,
-            o.gateway_message_id,
+            _fit(o.code, 32),
+            _fit(o.description, 2000),
+            _fit(o.gateway_message_id, 128),
             o.buffered,
             when(o.started_at),
             when(o.finished_at),
