@@ -471,3 +471,24 @@ def test_a_hostile_reply_is_stored_as_its_columns_allow(db: Database, clock: Fro
     assert stored.message["last_code"] == "9" * 32
     assert stored.message["last_description"] == ("ab" * 900)[:2000]
     assert stored.attempts[0]["description"] == ("ab" * 900)[:2000]
+
+
+def test_a_number_spoilt_in_the_database_goes_to_the_error_queue(
+    db: Database, clock: FrozenClock
+) -> None:
+    make_agency(db, clock)
+    good = queue_sms(db, AGENCY, "52903991", "ok", clock)
+    spoilt = queue_sms(db, AGENCY, "52903992", "spoilt", clock)
+    with db.transaction() as repos:  # by hand, past the checks of queueing
+        repos.conn.execute(
+            tables.messages.update()
+            .where(tables.messages.c.id == spoilt)
+            .values(to_number="52903992")
+        )
+    gateway = ScriptedGateway()
+    run_once(dispatcher(db, clock, gateway))
+    assert [m.to for m in gateway.sent] == ["+4552903991"]
+    assert [status_of(db, i) for i in (good, spoilt)] == ["sent", "error"]
+    detail = message_detail(db, spoilt, None)
+    assert "is not an E.164 number" in detail.message["last_description"]
+    assert [a["outcome"] for a in detail.attempts] == ["permanent"]

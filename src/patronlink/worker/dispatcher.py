@@ -27,6 +27,7 @@ from typing import Any
 
 from patronlink.domain.errors import (
     ConfigError,
+    InvalidPhoneNumber,
     PermanentGatewayError,
     TemporaryGatewayError,
 )
@@ -323,8 +324,7 @@ class Dispatcher:
         """One of an agency's senders: its texts one after the other until none is left."""
         try:
             while queue:
-                route = self._routes[agency_id]
-                if self._senders[agency_id] > route.concurrency:
+                if self._senders[agency_id] > self._routes[agency_id].concurrency:
                     return  # the agency's concurrency was lowered meanwhile
                 message = queue.popleft()
                 try:
@@ -335,6 +335,8 @@ class Dispatcher:
                     self._waiting -= 1
                     if self._may_claim():
                         self._wake.set()
+                # Looked up now, not before the wait: a route rebuilt meanwhile closed its gateway.
+                route = self._routes[agency_id]
                 try:
                     outcome = await self._attempt(message, route)
                 except Exception:
@@ -362,10 +364,17 @@ class Dispatcher:
         schedule_at = None
         if route.schedules and message.send_at > started + dt.timedelta(minutes=1):
             schedule_at = message.send_at
-        outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
         t0 = time.perf_counter()
-        if route.gateway is None:
-            outcome = self._permanent(message, route, started, route.config_error or "no gateway")
+        outgoing: OutgoingSms | None = None
+        problem = route.config_error or "no gateway"
+        try:
+            outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
+        except InvalidPhoneNumber as exc:
+            # Queued texts are checked; a number changed in the database by hand is not. Sent
+            # again it would fail again: to the error queue, with the reason.
+            problem = str(exc)
+        if outgoing is None or route.gateway is None:
+            outcome = self._permanent(message, route, started, problem)
         else:
             try:
                 result = await route.gateway.send(outgoing)
