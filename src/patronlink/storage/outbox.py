@@ -68,8 +68,8 @@ class MessageFilter:
     ids: tuple[int, ...] = ()
 
 
-# The claim, as one visible statement, run twice: first for texts whose lease expired (a worker
-# died while sending them), then for queued texts that are due. Each half walks its own index in
+# The claim on PostgreSQL, as one visible statement, run twice: first for texts whose lease
+# expired (a worker died while sending them), then for queued texts that are due. Each half walks its own index in
 # order and stops at the limit; one statement with an OR would collect every due text and sort.
 # PostgreSQL: rows locked by another worker's claim are skipped rather than waited for.
 _CLAIM = """
@@ -153,10 +153,9 @@ logged AS (
        FROM o)
 SELECT count(*) FROM held
 """  # noqa: S608 - our own names
-# SQLite reads the JSON with json_each (in C). Not a WITH
-# clause: Python's sqlite3 counts the rows changed only by a statement that starts with UPDATE.
-# The unary + keeps the status index out of the plan, as on PostgreSQL: the batch is the outer
-# loop and each message is found by its id.
+# SQLite reads the JSON with json_each (in C). Not a WITH clause: Python's sqlite3 counts the
+# rows changed only by a statement that starts with UPDATE. The unary + keeps the status index
+# out of the plan, as on PostgreSQL: the batch is the outer loop and each message is found by id.
 _SQLITE_BATCH = ",\n       ".join(
     f"value ->> {i} AS {name}" for i, name in enumerate(_BATCH_COLUMNS)
 )
@@ -192,6 +191,14 @@ _ENQUEUE_ONE = (
 )
 _ENQUEUE_ONE_BY_ONE = 4
 _ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+
+
+def _postgresql_time(value: dt.datetime) -> str:
+    """A time as JSON text for a timestamptz, with its offset: a naive one would be read in the
+    session's time zone."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.isoformat()
 
 
 def _fit(value: str | None, length: int) -> str | None:
@@ -288,7 +295,7 @@ class OutboxRepository:
             return 0
         driver = Driver(self._conn)
         if driver.postgres:
-            batch = json.dumps([self._batch_row(o, dt.datetime.isoformat) for o in outcomes])
+            batch = json.dumps([self._batch_row(o, _postgresql_time) for o in outcomes])
             ids = [o.message_id for o in outcomes]
             return int(driver.rows(_RECORD_BATCH, (batch, ids, owner, owner))[0][0])
         batch = json.dumps([self._batch_row(o, self._sqlite_time) for o in outcomes])
