@@ -69,9 +69,9 @@ class MessageFilter:
 
 
 # The claim on PostgreSQL, as one visible statement, run twice: first for texts whose lease
-# expired (a worker died while sending them), then for queued texts that are due. Each half walks its own index in
-# order and stops at the limit; one statement with an OR would collect every due text and sort.
-# PostgreSQL: rows locked by another worker's claim are skipped rather than waited for.
+# expired (a worker died while sending them), then for queued texts that are due. Each half walks
+# its own index in order and stops at the limit; one statement with an OR would collect every due
+# text and sort. Rows locked by another worker's claim are skipped rather than waited for.
 _CLAIM = """
 UPDATE messages
    SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1,
