@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,14 @@ class MessageFilter:
 # expired (a worker died while sending them), then for queued texts that are due. Each half walks
 # its own index in order and stops at the limit; one statement with an OR would collect every due
 # text and sort. Rows locked by another worker's claim are skipped rather than waited for.
-_CLAIM = """
+# Both backends mark a claimed text the same way (values: lease, owner, now).
+_CLAIM_SET = """
 UPDATE messages
    SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1,
-       updated_at = ?
+       updated_at = ?"""
+_CLAIM = (
+    _CLAIM_SET  # noqa: S608 - our own text
+    + """
  WHERE id IN (
        SELECT id FROM messages
         WHERE {due}
@@ -84,6 +88,7 @@ UPDATE messages
         {lock})
 RETURNING id, agency_id, to_number, text, attempts, send_at
 """
+)
 _EXPIRED = {"due": "status = 'sending' AND lease_until < ?", "order": "lease_until, id"}
 _QUEUED = {"due": "status = 'queued' AND next_attempt_at <= ?", "order": "next_attempt_at, id"}
 CLAIM_POSTGRESQL = tuple(
@@ -100,12 +105,7 @@ SELECT json_group_array(json_array(id, agency_id, to_number, text, attempts + 1,
          LIMIT ?)
 """
 CLAIM_SQLITE = tuple(_CLAIM_SQLITE_PICK.format(**part) for part in (_EXPIRED, _QUEUED))
-CLAIM_SQLITE_MARK = """
-UPDATE messages
-   SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1,
-       updated_at = ?
- WHERE id IN (SELECT value FROM json_each(?))
-"""
+CLAIM_SQLITE_MARK = _CLAIM_SET + "\n WHERE id IN (SELECT value FROM json_each(?))\n"  # noqa: S608 - our own text
 
 
 # An outcome batch: the message leaves 'sending' only if this worker still holds its lease.
@@ -119,6 +119,19 @@ _BATCH_TYPES = (
     "bigint", "text", "timestamptz", "text", "integer", "text", "text", "text", "boolean",
     "timestamptz", "timestamptz", "timestamptz", "text",
 )  # fmt: skip
+# What an outcome row ``o`` does to its message ``m``, and its attempt's row, on both backends.
+_OUTCOME_SET = """
+UPDATE messages AS m
+   SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at),
+       lease_until = NULL, lease_owner = NULL, driver = o.driver,
+       last_http_status = o.http_status, last_code = o.code, last_description = o.description,
+       gateway_message_id = o.gateway_message_id, buffered = o.buffered, sent_at = o.sent_at,
+       updated_at = o.finished_at"""
+_ATTEMPT_INSERT = """
+INSERT INTO message_attempts
+       (message_id, started_at, finished_at, driver, outcome, http_status, code, description,
+        worker)
+SELECT message_id, started_at, finished_at, driver, outcome, http_status, code, description, ?"""
 # PostgreSQL: one statement (one round trip; under load each waits milliseconds for the busy
 # interpreter's lock on its way back), the UPDATE and the INSERT as two WITH clauses over the
 # batch. The messages are found by their ids given as an array, so the plan is a primary key
@@ -133,24 +146,13 @@ _RECORD_BATCH = f"""
 WITH o AS MATERIALIZED (
      SELECT {_PG_BATCH}
        FROM json_array_elements(?::json) AS e),
-held AS (
-     UPDATE messages AS m
-        SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at),
-            lease_until = NULL, lease_owner = NULL, driver = o.driver,
-            last_http_status = o.http_status, last_code = o.code,
-            last_description = o.description, gateway_message_id = o.gateway_message_id,
-            buffered = o.buffered, sent_at = o.sent_at, updated_at = o.finished_at
-       FROM o
-      WHERE m.id = ANY(?::bigint[]) AND m.id = o.message_id AND m.lease_owner = ?
-        AND (m.status = 'sending') IS TRUE
-  RETURNING m.id),
-logged AS (
-     INSERT INTO message_attempts
-            (message_id, started_at, finished_at, driver, outcome, http_status, code,
-             description, worker)
-     SELECT message_id, started_at, finished_at, driver, outcome, http_status, code,
-            description, ?
-       FROM o)
+held AS ({_OUTCOME_SET}
+  FROM o
+ WHERE m.id = ANY(?::bigint[]) AND m.id = o.message_id AND m.lease_owner = ?
+   AND (m.status = 'sending') IS TRUE
+RETURNING m.id),
+logged AS ({_ATTEMPT_INSERT}
+  FROM o)
 SELECT count(*) FROM held
 """  # noqa: S608 - our own names
 # SQLite reads the JSON with json_each (in C). Not a WITH clause: Python's sqlite3 counts the
@@ -159,21 +161,11 @@ SELECT count(*) FROM held
 _SQLITE_BATCH = ",\n       ".join(
     f"value ->> {i} AS {name}" for i, name in enumerate(_BATCH_COLUMNS)
 )
-_RECORD_BATCH_SQLITE = f"""
-UPDATE messages
-   SET status = o.status, next_attempt_at = COALESCE(o.next_attempt_at, messages.next_attempt_at),
-       lease_until = NULL, lease_owner = NULL, driver = o.driver,
-       last_http_status = o.http_status, last_code = o.code, last_description = o.description,
-       gateway_message_id = o.gateway_message_id, buffered = o.buffered, sent_at = o.sent_at,
-       updated_at = o.finished_at
+_RECORD_BATCH_SQLITE = f"""{_OUTCOME_SET}
   FROM (SELECT {_SQLITE_BATCH} FROM json_each(?)) AS o
- WHERE messages.id = o.message_id AND messages.lease_owner = ? AND +messages.status = 'sending'
+ WHERE m.id = o.message_id AND m.lease_owner = ? AND +m.status = 'sending'
 """  # noqa: S608 - our own names
-_RECORD_BATCH_ATTEMPTS_SQLITE = f"""
-INSERT INTO message_attempts
-       (message_id, started_at, finished_at, driver, outcome, http_status, code, description,
-        worker)
-SELECT message_id, started_at, finished_at, driver, outcome, http_status, code, description, ?
+_RECORD_BATCH_ATTEMPTS_SQLITE = f"""{_ATTEMPT_INSERT}
   FROM (SELECT {_SQLITE_BATCH} FROM json_each(?))
 """  # noqa: S608 - our own names
 
@@ -191,14 +183,6 @@ _ENQUEUE_ONE = (
 )
 _ENQUEUE_ONE_BY_ONE = 4
 _ENQUEUE_MANY = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-
-
-def _postgresql_time(value: dt.datetime) -> str:
-    """A time as JSON text for a timestamptz, with its offset: a naive one would be read in the
-    session's time zone."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.isoformat()
 
 
 def _fit(value: str | None, length: int) -> str | None:
@@ -294,18 +278,17 @@ class OutboxRepository:
         if not outcomes:
             return 0
         driver = Driver(self._conn)
+        batch = json.dumps([self._batch_row(o) for o in outcomes])
         if driver.postgres:
-            batch = json.dumps([self._batch_row(o, _postgresql_time) for o in outcomes])
             ids = [o.message_id for o in outcomes]
             return int(driver.rows(_RECORD_BATCH, (batch, ids, owner, owner))[0][0])
-        batch = json.dumps([self._batch_row(o, self._sqlite_time) for o in outcomes])
         held = driver.rowcount(_RECORD_BATCH_SQLITE, (batch, owner))
         driver.rows(_RECORD_BATCH_ATTEMPTS_SQLITE, (owner, batch))
         return held
 
-    @staticmethod
-    def _batch_row(o: Outcome, when: Callable[[dt.datetime], Any]) -> tuple[Any, ...]:
-        """An outcome as a row of ``_BATCH_COLUMNS``, its times converted by ``when``."""
+    def _batch_row(self, o: Outcome) -> tuple[Any, ...]:
+        """An outcome as a row of ``_BATCH_COLUMNS``, for JSON."""
+        when = self._json_time
         return (
             o.message_id,
             o.status.value,
@@ -322,8 +305,11 @@ class OutboxRepository:
             o.attempt_outcome,
         )
 
-    def _sqlite_time(self, value: dt.datetime) -> Any:
-        return bind_time(self._conn, value)
+    def _json_time(self, value: dt.datetime) -> str:
+        """A time as JSON text: SQLite's stored text, or ISO 8601 with its offset for a
+        timestamptz."""
+        bound = bind_time(self._conn, value)
+        return bound if isinstance(bound, str) else bound.isoformat()
 
     # Staff views --------------------------------------------------------------------------
     def _conditions(self, f: MessageFilter) -> list[Any]:
