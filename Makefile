@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # bench/ is optional (not every checkout has it yet): lint what exists.
 LINT_PATHS := src tests $(wildcard bench)
 
-.PHONY: install run test lint types unit bench clean
+.PHONY: install run test soak lint types unit bench clean
 
 install: $(VENV)/.installed
 
@@ -41,10 +41,13 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-# The soak (tests/e2e/test_soak.py, 10 minutes in CI) runs alone after the rest: its latency
-# figures mean something only when the other tests are not loading the same cores.
+# Lint, types, contracts and the suite: the README's test command, a few minutes on two cores.
 test: lint types
 	$(BIN)/pytest -n 2 -m "not soak" $(PYTEST_ARGS)
+
+# The soak (tests/e2e/test_soak.py, 10 minutes; PATRONLINK_SOAK_SECONDS shortens it) runs on its
+# own: its latency figures mean something only when no other test loads the same cores.
+soak: install
 	$(BIN)/pytest -m soak $(PYTEST_ARGS)
 
 unit: install

@@ -28,6 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The soak runs only when asked for by its marker (`make soak`, `pytest -m soak`).
+    if "soak" not in (config.option.markexpr or ""):
+        skip_soak = pytest.mark.skip(reason="the soak runs on its own: make soak")
+        for item in items:
+            if "soak" in item.keywords:
+                item.add_marker(skip_soak)
     if config.getoption("--slow") or os.environ.get("CI", "").lower() == "true":
         return
     skip = pytest.mark.skip(reason="long test: run with --slow (CI runs it)")

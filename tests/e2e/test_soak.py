@@ -18,8 +18,8 @@ The run is cut into ten windows (a minute each by default). Asserted at the end:
   Window 1 is the warm-up and not judged.
 
 ``PATRONLINK_SOAK_SECONDS`` sets the duration (600 by default; 60 is enough to develop it).
-``make test`` runs it on its own after the other tests (marker ``soak``): with the rest of the
-suite on the same two cores the server is starved, and its latency says nothing about itself.
+``make soak`` runs it on its own (marker ``soak``; CI runs it after ``make test``): with the rest
+of the suite on the same two cores the server is starved, and its latency says nothing about itself.
 """
 
 from __future__ import annotations
@@ -216,7 +216,6 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
-@pytest.mark.slow
 @pytest.mark.soak
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_soak_memory_flat_no_errors_latency_steady(
