@@ -379,7 +379,7 @@ def token_create(ctx: Context, agency: str | None, name: str) -> None:
     click.echo(create_token(ctx.db, name, agency, system_clock))
 
 
-# --- patron import (issue 6) ------------------------------------------------------------------
+# --- patron import: `patronlink import run` (docs/import.md) ----------------------------------
 # Exit codes of `patronlink import run`: 0 succeeded, 1 failed or source unavailable (or a run of
 # the source in progress), 3 succeeded with record errors.
 EXIT_IMPORT_RECORD_ERRORS = 3
@@ -500,7 +500,7 @@ def import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -
 # --- end of patron import ---------------------------------------------------------------------
 
 
-# --- staff users of the web UI (issue 7) ------------------------------------------------------
+# --- staff users of the web UI: `patronlink user ...` (docs/staff-ui.md) ----------------------
 
 
 @main.group()

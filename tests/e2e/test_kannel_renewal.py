@@ -1,6 +1,6 @@
 """Renewal by SMS end to end through a real Kannel, as a library running its own SMSC link has it.
 
-The issue's acceptance test: fakesmsc injects "Horsens forny alle" from the patron's phone;
+The acceptance test of Kannel: fakesmsc injects "Horsens forny alle" from the patron's phone;
 Kannel's ``sms-service`` calls ``/rest/DK-761500/smsgateway`` of a running ``patronlink serve``
 with its ``get-url``; the loan is renewed; the in-process worker sends the Danish reply through
 the Kannel driver (smsbox ``sendsms``), and fakesmsc prints it.

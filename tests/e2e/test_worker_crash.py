@@ -1,8 +1,8 @@
 """A worker SIGKILLed mid-dispatch loses nothing and sends at most ``max_in_flight`` texts twice.
 
-The issue's acceptance test: 2,000 texts, a real ``patronlink worker`` process sending them to a
-real (slow) XML gateway over HTTP, killed without warning after some hundreds; then
-``patronlink worker --once`` until nothing is left. Delivery is at-least-once: the texts the
+The acceptance test of at-least-once delivery: 2,000 texts, a real ``patronlink worker`` process
+sending them to a real (slow) XML gateway over HTTP, killed without warning after some hundreds;
+then ``patronlink worker --once`` until nothing is left. Delivery is at-least-once: the texts the
 killed worker had claimed but not yet recorded are sent again once their lease expires, and no
 more than that.
 """

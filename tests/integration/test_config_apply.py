@@ -1,4 +1,7 @@
-"""`patronlink config apply`: DESIGN.md's example, idempotence, located errors, no partial write."""
+"""`patronlink config apply`: the documented example, idempotence, located errors, no partial write.
+
+The example (tests/fixtures/design_example.toml) is a shorter form of docs/configuration.md's.
+"""
 
 from __future__ import annotations
 

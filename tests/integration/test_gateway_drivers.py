@@ -269,7 +269,7 @@ async def test_contract_borrowed_client_is_not_closed(driver: str) -> None:
             assert not client.closed
 
 
-# -- XML family (spec §2.1) ------------------------------------------------------------------------
+# -- XML family (docs/interfaces/sms-gateways.md) --------------------------------------------------
 
 
 @pytest.fixture
@@ -447,7 +447,7 @@ async def test_xml_number_without_a_country_is_permanent(xml_server: XmlGatewayS
     assert xml_server.requests == []
 
 
-# -- LINK Mobility (spec §2.2) ---------------------------------------------------------------------
+# -- LINK Mobility (docs/interfaces/sms-gateways.md) -----------------------------------------------
 
 
 @pytest.fixture

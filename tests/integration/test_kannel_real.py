@@ -79,7 +79,7 @@ async def test_wrong_password_is_permanent(kannel: Kannel) -> None:
 
 
 async def test_danish_reply_reaches_the_smsc_intact(kannel: Kannel) -> None:
-    """The issue's own check: a renewal reply with Danish letters and an en dash, byte for byte."""
+    """A renewal reply with Danish letters and an en dash reaches the SMSC byte for byte."""
     before = len(kannel.received())
     text = "Lån fornyet – Æblet Ørn Åen"
     gateway = build_gateway(_config_for(kannel))

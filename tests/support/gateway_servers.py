@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-# The spec's examples, verbatim (specs/sms-gateway-interface.txt §2.1.8 and §2.2.3).
+# The spec's examples, verbatim: the XML family's success reply and LINK Mobility's success and
+# error replies (docs/interfaces/sms-gateways.md shows them).
 SPEC_XML_SUCCESS = """<?xml version="1.0" encoding="iso-8859-1"?>
 <root>
 <msg_id></msg_id>
@@ -258,7 +259,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class XmlGatewayServer(ScriptedGateway):
-    """The XML family (§2.1): form POST in, ``<root>...<code>`` XML (iso-8859-1) out."""
+    """The XML/form family: form POST in, ``<root>...<code>`` XML (iso-8859-1) out.
+
+    The wire is described in docs/interfaces/sms-gateways.md.
+    """
 
     def __init__(self, default: Reply | None = None) -> None:
         super().__init__(default or self.spec_success())
@@ -285,7 +289,7 @@ class XmlGatewayServer(ScriptedGateway):
 
 
 class LinkMobilityServer(ScriptedGateway):
-    """LINK Mobility (§2.2): JSON POST with Basic auth in, JSON out.
+    """LINK Mobility (docs/interfaces/sms-gateways.md): JSON POST with Basic auth in, JSON out.
 
     Wrong or missing credentials get 401 with the spec's error JSON, whatever is scripted.
     """

@@ -1,4 +1,7 @@
-"""The gateway code tables against the spec (§2.1.9, §2.2.3) and DESIGN.md's classification."""
+"""The gateway code tables against the providers' lists and their classification.
+
+Both are described in docs/interfaces/sms-gateways.md.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from patronlink.domain.gateway_codes import (
     xml_code,
 )
 
-# The spec's list, as printed (specs/sms-gateway-interface.txt §2.1.9).
+# The XML family's list, as the spec prints it (docs/interfaces/sms-gateways.md).
 SPEC_XML = """\
 1001 Invalid username and/or password.
 1002 Invalid phone number specified.

@@ -1,10 +1,11 @@
 """The reply codes of the SMS gateways, with their spec text and what each means for a message.
 
-Source: ``specs/sms-gateway-interface.txt`` §2.1.8-2.1.9 (XML family) and §2.2.3 (LINK Mobility).
-The descriptions are the spec's, word for word: staff see them on the error queue when a gateway
-sends a code without a text of its own.
+Source: the providers' published code lists, summarised in ``docs/interfaces/sms-gateways.md``
+(the XML/form family's reply codes, LINK Mobility's error statuses). The descriptions are the
+spec's, word for word: staff see them on the error queue when a gateway sends a code without a
+text of its own.
 
-Classes (DESIGN.md, "Error classification"):
+Classes (``docs/interfaces/sms-gateways.md`` gives each family's table of replies and outcomes):
 
 * ``SENT``: the gateway took the message.
 * ``BUFFERED``: the gateway took it for later delivery (XML 1042). It counts as sent and must

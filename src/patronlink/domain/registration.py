@@ -1,6 +1,6 @@
 """Self-registration: the Aleph New Patron form (``new_bor_register``) and its validation.
 
-The form is the spec's example (``specs/new-patron-rest-api.txt``): every field in the spec's order,
+The form is the spec's example (``docs/interfaces/new-patron-api.md``): every field in its order,
 with its usage, max_len, value list and default. An agency may override any field's settings; the
 branch lists (``local-sub-library``, ``home-library``) come from the agency's branches unless the
 agency lists them itself.

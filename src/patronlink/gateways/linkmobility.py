@@ -1,4 +1,4 @@
-"""The JSON gateway family (LINK Mobility "Common API"): spec §2.2.
+"""The JSON gateway family (LINK Mobility "Common API"): docs/interfaces/sms-gateways.md.
 
 Request: ``POST`` to the agency's URL with HTTP Basic auth and exactly this JSON body::
 

@@ -1,4 +1,4 @@
-"""The XML gateway family (Computopic, SureSMS, GatewayAPI): spec §2.1.
+"""The XML gateway family (Computopic, SureSMS, GatewayAPI): docs/interfaces/sms-gateways.md.
 
 Request: ``POST`` to the agency's URL, form-encoded ``user``, ``pass``, ``number``, ``message``,
 ``charset=UTF-8`` and, only for a scheduled message, ``sendtiming=yyyyMMddHHmm`` in the agency's

@@ -1,11 +1,14 @@
 """Patron import runs: claim the source, read the feed, synchronise, record the outcome.
 
 A run has two phases. ``start_run`` claims the source (one run per source at a time) and records
-the run as ``running``; ``execute_run`` opens the source, synchronises inside one transaction and
-records the outcome. A source that is down, refuses us, times out or sends a malformed or truncated
+the run as ``running``; ``execute_run`` keeps the claim renewed while it works (``_Hold``), opens
+the source, synchronises inside one transaction, then records the outcome and releases the source
+in a second one. A source that is down, refuses us, times out or sends a malformed or truncated
 body ends the run as ``source_unavailable`` or ``failed`` with the reason, and because the
-transaction is rolled back, with no patron changed. Records that fail validation are kept with
-their position and reason and do not stop the run.
+synchronisation's transaction is rolled back, with no patron changed. Records that fail
+validation are kept with their position and reason and do not stop the run. A large feed is read
+in a second process (``sources/reader_process.py``), and while a run works the garbage collector
+leaves the process's older objects alone (``services/collector.py``).
 """
 
 from __future__ import annotations
@@ -49,11 +52,13 @@ from patronlink.storage.import_runs import ImportRunRepository, SourceStateRepos
 # How long a run holds its source without renewing the hold. A live run renews it every quarter
 # of this (``_Hold``), so a run may last as long as it needs; a process that died mid-run blocks
 # its source for at most this long, and the next claim (or the worker's sweep) marks its run
-# failed. ``PATRONLINK_IMPORT_LEASE_SECONDS`` sets it.
+# failed. This is the functions' default; the CLI, the web and the worker pass
+# ``Settings.import_lease_seconds`` (``PATRONLINK_IMPORT_LEASE_SECONDS``) instead.
 LEASE = dt.timedelta(seconds=120)
 # A feed at least this large is read in a second process (``sources/reader_process.py``), beside
 # the database work; a smaller one in-process, where starting that process would cost more than
-# it saves (about 0.1 s, some 2,000 users).
+# it saves: starting it takes about 0.1 s, as long as reading some 2,000 users here, and 2 MiB is
+# about 4,500 users of the test feeds (``tests/support/feeds.py``).
 READER_PROCESS_FROM = 2 * 1024 * 1024
 
 log = structlog.get_logger("patronlink.import")
@@ -129,8 +134,9 @@ class _Claim:
 class _Hold:
     """Renews a run's hold on its source every quarter of the lease, in a thread, until closed.
 
-    A renewal that fails (on SQLite the run's own transaction holds the write lock, so renewals
-    wait until it commits) is tried again at the next tick; the hold is renewed once more inside
+    A renewal that fails (on SQLite the run's own transaction holds the write lock, so each
+    renewal waits out the busy timeout and fails until the run commits) is tried again at the
+    next tick; the hold is renewed once more inside
     the run's transaction just before it commits, so a run never commits without holding it.
     """
 
@@ -252,7 +258,7 @@ def _synchronise(
     )
     with feed.open() as stream, contextlib.ExitStack() as stack:
         # The first bytes decide where the feed is read (a source that fails already here
-        # fails the run before it starts).
+        # fails the run before its transaction begins).
         prefix = stream.read(reader_process_from)
         reader: FeedReader | ReaderProcess
         remote: RemoteCheck | None = None
@@ -273,6 +279,10 @@ def _synchronise(
             )
             remote = reader.check
         del prefix
+        # The run's one transaction, on a connection of its own rather than ``db.transaction()``:
+        # it spans the whole feed. On SQLite it therefore takes only SQLite's write lock (BEGIN
+        # IMMEDIATE), not this process's writer lock (``Database._writer``): this process's
+        # other writers wait for it on the busy timeout, like other processes'.
         conn = stack.enter_context(db.engine.connect())
         transaction = conn.begin()
         sync = Synchroniser(

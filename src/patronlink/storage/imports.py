@@ -1,8 +1,14 @@
 """Bulk reads and writes of patron import: matching a batch of records, creating and updating
 many patrons at once, and the per-patron import state (last digest, consecutive missing runs).
 
-Every method works on a whole batch with a fixed number of statements (``executemany``), because
-an import is measured in tens of thousands of patrons per second.
+An import is measured in tens of thousands of patrons a second, so every method works on a whole
+batch with a fixed number of statements, and the hot ones run on the driver itself
+(``import_driver.Driver``, inside the caller's transaction) rather than through SQLAlchemy: a
+batch's lookups are one statement each with the batch's ids as one parameter (``PAGE`` at a
+time); created patrons, their numbers and their state are inserted with PostgreSQL's binary
+``COPY`` (from a writer thread, see ``ImportStore``) or SQLite's ``executemany``; the source's
+digests and its population are streamed a page at a time. Updates, state upserts and
+deactivations are rarer and go through SQLAlchemy Core as ``executemany``.
 """
 
 from __future__ import annotations
@@ -414,7 +420,11 @@ class ImportStore:
             yield int(pk), int(runs or 0)
 
     def count_missing(self, missing: Mapping[int, int]) -> None:
-        """Store each missing patron's new count of consecutive runs without it."""
+        """Store each missing patron's new count of consecutive runs without it.
+
+        Its digest is cleared too (``set_state`` writes both). That costs nothing: a digest
+        counts only while the count is 0, so a patron that comes back is compared field by field.
+        """
         self.set_state((pk, None, runs) for pk, runs in missing.items())
 
     def deactivate(self, pks: Sequence[int], now: dt.datetime) -> None:

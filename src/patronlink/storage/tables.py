@@ -254,7 +254,7 @@ inbound_sms = Table(
     Index("ix_inbound_sms_dedupe_text", "agency_id", "number", "text", "received_at"),
 )
 
-# --- Patron import (issue 6): runs, their record errors, per-patron and per-source state ---
+# --- Patron import (docs/import.md): runs, their record errors, per-patron and per-source state ---
 
 import_runs = Table(
     "import_runs",
@@ -308,7 +308,7 @@ import_source_state = Table(
     Column("lease_until", UTCDateTime),
 )
 
-# --- Staff users of the web UI (issue 7, migration 0006) ---------------------------------------
+# --- Staff users of the web UI (docs/staff-ui.md, migration 0006) ------------------------------
 
 staff_users = Table(
     "staff_users",

@@ -257,7 +257,7 @@ _AGENCY = "ISIL (DK-761500) or bare number (761500)"
 async def inbound_get(
     request: Request, agency_id: Annotated[str, Path(description=_AGENCY)]
 ) -> Response:
-    """The SMS provider forwards a patron's text (spec §3)."""
+    """The SMS provider forwards a patron's text (docs/interfaces/renewal-by-sms.md)."""
     return await _handle(request, agency_id, request.scope.get("query_string", b""))
 
 
