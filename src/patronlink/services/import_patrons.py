@@ -136,8 +136,8 @@ class _Hold:
 
     A renewal that fails (on SQLite the run's own transaction holds the write lock, so each
     renewal waits out the busy timeout and fails until the run commits) is tried again at the
-    next tick; the hold is renewed once more inside
-    the run's transaction just before it commits, so a run never commits without holding it.
+    next tick; the hold is renewed once more inside the run's transaction just before it
+    commits, so a run never commits without holding it.
     """
 
     def __init__(self, db: Database, claim: _Claim, clock: Clock) -> None:
