@@ -167,6 +167,12 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
     app = create_app(settings, ctx.db, run_worker=not no_worker)
+    if settings.metrics_port is not None:
+        from patronlink.web.health import start_metrics_server
+
+        start_metrics_server(
+            host or settings.host, settings.metrics_port, app.state.metrics.registry
+        )
     # What exists now (modules, the app, the table metadata) lives as long as the process. Frozen,
     # it is left out of the garbage collector's full collections, which otherwise walk all of it
     # and stopped every request for up to hundreds of ms under load (bench/inbound.py).
