@@ -102,7 +102,9 @@ class InboundBatcher:
         self, batch: list[tuple[InboundRequest, str, asyncio.Future[Outcome]]]
     ) -> list[Outcome | Exception]:
         """In a worker thread: reserve the attempts, handle those let through, settle them."""
-        tickets = self._throttle.reserve_many([(i.user, address) for i, address, _ in batch])
+        # The user names of integration users are the agency's own ("sms" at many of them).
+        attempts = [(f"{i.agency.strip().upper()}/{i.user}", address) for i, address, _ in batch]
+        tickets = self._throttle.reserve_many(attempts)
         passed = [(i, t) for i, t in enumerate(tickets) if isinstance(t, Ticket)]
         out: list[Outcome | Exception] = [
             (429, THROTTLED, t.retry_after) if isinstance(t, Refused) else (500, "", None)

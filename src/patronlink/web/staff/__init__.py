@@ -38,8 +38,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     if key is None:
         key = secrets.token_urlsafe(48)
         log.warning(
-            "PATRONLINK_SECRET_KEY is not set: using a random key, so staff sessions end when "
-            "this process restarts and are not shared with other processes"
+            "PATRONLINK_SECRET_KEY is not set: using a random key, so a login form shown by "
+            "one process is refused by another, and after a restart (signed-in sessions are "
+            "in the database and not affected)"
         )
     limits = SessionLimits(
         idle=dt.timedelta(minutes=settings.staff_session_idle_minutes),
