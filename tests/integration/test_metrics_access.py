@@ -99,6 +99,7 @@ def test_metrics_on_their_own_port(db: Database, settings: Settings, clock: Froz
         assert 'route="/healthz"' in own.text
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(5)
 
 

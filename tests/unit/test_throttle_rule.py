@@ -98,3 +98,19 @@ def test_never_more_failures_in_a_window_than_the_limit(steps: list[tuple[int, b
         assert state.count <= LIMIT.failures
         recent = [t for t in failed_at if now - t < LIMIT.window]
         assert len(recent) <= 2 * LIMIT.failures  # two windows may overlap the last five minutes
+
+
+@given(user=st.text(max_size=2000), address=st.text(max_size=100))
+def test_every_key_fits_the_table(user: str, address: str) -> None:
+    """Keys come from what attackers send: NUL, lone surrogates, megabyte names."""
+    from patronlink.services.throttle import Policy, Throttle
+    from patronlink.storage.throttle import MAX_KEY_LENGTH
+
+    throttle = Throttle(None, None, Policy.of("inbound", 5, 60))  # type: ignore[arg-type]
+    keys = [k for k in throttle.keys(user, address) if k is not None]
+    for key in keys:
+        assert len(key) <= MAX_KEY_LENGTH
+        assert "\x00" not in key
+        key.encode("utf-8")  # no lone surrogate left
+    other = throttle.keys(user + "x", address)
+    assert other[0] != keys[0]

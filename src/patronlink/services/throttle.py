@@ -31,6 +31,7 @@ limit.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -41,12 +42,22 @@ from patronlink.domain.throttle import KeyState, Limit
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
-from patronlink.storage.throttle import ThrottleRepository
+from patronlink.storage.throttle import MAX_KEY_LENGTH, ThrottleRepository
 
 USER_FACTOR = 4  # the per-user and per-address limits allow this many times the pair's failures
 DEFAULT_MAX_BLOCK = dt.timedelta(hours=1)
 DEFAULT_TRUST = dt.timedelta(days=30)
 PURGE_EVERY = 500  # reservations between two purges of quiet keys
+
+
+def _storable(key: str) -> str:
+    """The key as the table can hold it: user names come from attackers, so a NUL (which
+    PostgreSQL text refuses) is escaped and a key past the column's width is shortened to a
+    prefix and a digest of the whole, which still tells different keys apart."""
+    key = key.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return key[:160] + "#" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +115,11 @@ class Throttle:
 
     def keys(self, user: str | None, address: str) -> tuple[str | None, str | None, str]:
         scope = self.policy.scope
-        addr = f"{scope}:addr:{address}"
+        addr = _storable(f"{scope}:addr:{address}")
         if user is None:
             return None, None, addr
         name = user.strip().lower()
-        return f"{scope}:pair:{name}|{address}", f"{scope}:user:{name}", addr
+        return _storable(f"{scope}:pair:{name}|{address}"), _storable(f"{scope}:user:{name}"), addr
 
     def reserve(self, user: str | None, address: str) -> Ticket | Refused:
         return self.reserve_many([(user, address)])[0]

@@ -26,7 +26,7 @@ class ThrottleRepository:
 
     def lock(self, keys: Iterable[str], now: dt.datetime) -> dict[str, KeyState]:
         """The state of every key, each row locked until the transaction ends."""
-        wanted = sorted({k[:MAX_KEY_LENGTH] for k in keys})
+        wanted = sorted(set(keys))  # each at most MAX_KEY_LENGTH (services/throttle.py)
         if not wanted:
             return {}
         dialect = self._conn.dialect.name
@@ -50,7 +50,7 @@ class ThrottleRepository:
     def save(self, key: str, state: KeyState, now: dt.datetime) -> None:
         self._conn.execute(
             update(t)
-            .where(t.c.key == key[:MAX_KEY_LENGTH])
+            .where(t.c.key == key)
             .values(
                 count=state.count,
                 window_start=state.window_start,
