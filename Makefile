@@ -7,17 +7,38 @@ PORT   ?= 8000
 PYTEST_ARGS ?=
 # bench/ is optional (not every checkout has it yet): lint what exists.
 LINT_PATHS := src tests $(wildcard bench)
+# Every package of the runtime and the dev tools at an exact version with its hashes, for every
+# platform and Python >= 3.11 (uv's universal resolution). `make lock` writes it from pyproject.toml.
+LOCK   := requirements.lock
+LOCK_ARGS ?=
 
-.PHONY: install run test soak lint types unit bench clean
+.PHONY: install lock audit run test soak lint types unit bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pip and setuptools are brought up to date first: the ones a new venv gets from ensurepip are
+# old (setuptools 65.5 has known vulnerabilities). Then the lock, with hashes checked, and the
+# project itself without touching its dependencies.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "patronlink needs Python 3.11 or newer; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# After a change of dependencies in pyproject.toml: `make lock`, then `make install`. Versions
+# already in the lock are kept where they still fit; `make lock LOCK_ARGS=--upgrade` takes the
+# newest of everything.
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet 'uv>=0.9'; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK)
+
+# Known vulnerabilities in the locked packages (pip-audit); skipped with a message when no
+# vulnerability service can be reached.
+audit: install
+	$(BIN)/python .ci/audit.py $(LOCK)
 
 run: install
 	$(BIN)/patronlink db upgrade
@@ -42,7 +63,7 @@ types: install
 	$(BIN)/mypy
 
 # Lint, types, contracts and the suite: the README's test command, a few minutes on two cores.
-test: lint types
+test: lint types audit
 	$(BIN)/pytest -n 2 -m "not soak" $(PYTEST_ARGS)
 
 # The soak (tests/e2e/test_soak.py, 10 minutes; PATRONLINK_SOAK_SECONDS shortens it) runs on its

@@ -167,6 +167,12 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
     app = create_app(settings, ctx.db, run_worker=not no_worker)
+    if settings.metrics_port is not None:
+        from patronlink.web.health import start_metrics_server
+
+        start_metrics_server(
+            host or settings.host, settings.metrics_port, app.state.metrics.registry
+        )
     # What exists now (modules, the app, the table metadata) lives as long as the process. Frozen,
     # it is left out of the garbage collector's full collections, which otherwise walk all of it
     # and stopped every request for up to hundreds of ms under load (bench/inbound.py).
@@ -545,6 +551,83 @@ def user_create(
     created = create_staff_user(ctx.db, username, password, agency, system_clock, language=language)
     scope = created.agency_id or "every agency (administrator)"
     click.echo(f"created staff user {created.username} for {scope}")
+
+
+@user.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def user_list(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
+    """List staff users by name: their agency, language and whether they are disabled."""
+    import json
+
+    from patronlink.services.staff_users import list_staff_users
+
+    _ensure_schema(ctx)
+    for row in list_staff_users(ctx.db, limit, offset):
+        disabled = row.disabled_at.isoformat() if row.disabled_at else None
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "username": row.username,
+                        "agency": row.agency_id,
+                        "language": row.language,
+                        "created_at": row.created_at.isoformat(),
+                        "disabled_at": disabled,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            scope = row.agency_id or "(administrator)"
+            state = f"disabled since {disabled}" if disabled else "enabled"
+            click.echo(f"{row.username:<24} {scope:<16} {row.language}  {state}")
+
+
+@user.command("disable")
+@click.argument("username")
+@pass_ctx
+def user_disable(ctx: Context, username: str) -> None:
+    """Refuse the user's logins and end their sessions at once."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.staff_users import disable_staff_user
+
+    _ensure_schema(ctx)
+    ended = disable_staff_user(ctx.db, username, system_clock)
+    click.echo(f"disabled staff user {username}; ended {ended} session(s)")
+
+
+@user.command("enable")
+@click.argument("username")
+@pass_ctx
+def user_enable(ctx: Context, username: str) -> None:
+    """Let a disabled user log in again."""
+    from patronlink.services.staff_users import enable_staff_user
+
+    _ensure_schema(ctx)
+    enable_staff_user(ctx.db, username)
+    click.echo(f"enabled staff user {username}")
+
+
+@user.command("reset-password")
+@click.argument("username")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@pass_ctx
+def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Give the user a new password (asked for) and end every session of theirs."""
+    from patronlink.services.staff_users import reset_staff_password
+
+    _ensure_schema(ctx)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    ended = reset_staff_password(ctx.db, username, password)
+    click.echo(f"new password for staff user {username}; ended {ended} session(s)")
 
 
 # --- end of staff users -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
@@ -58,6 +58,34 @@ class Settings(BaseSettings):
     staff_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     staff_login_failures_before_throttle: int = Field(default=5, ge=1)
     staff_login_throttle_seconds: int = Field(default=300, ge=1)
+    # Security, second round (issue 13; docs/operations.md, "Security").
+    staff_session_idle_minutes: float = Field(
+        default=30.0, gt=0, description="a staff session unused this long ends"
+    )
+    throttle_max_block_seconds: int = Field(
+        default=3600, ge=1, description="the longest block of the doubling login back-off"
+    )
+    throttle_trust_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="after a good login, the per-user limit spares that address this long",
+    )
+    registration_failures_before_throttle: int = Field(default=10, ge=1)
+    registration_throttle_seconds: int = Field(default=300, ge=1)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token that /metrics asks for (Authorization: Bearer ...)",
+    )
+    metrics_public: bool = Field(
+        default=False, description="serve /metrics without a token (behind a trusted proxy)"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port of PATRONLINK_HOST instead of the main port",
+    )
 
     @field_validator("database_url")
     @classmethod

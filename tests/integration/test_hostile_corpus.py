@@ -160,7 +160,12 @@ def _read_all(s: socket.socket, chunks: list[bytes]) -> None:
 def server(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[str]:
     load_demo(db, clock)
     # No throttling: each request of the corpus is judged on its own, not as the n-th failure.
-    relaxed = settings.model_copy(update={"inbound_failures_before_throttle": 1_000_000})
+    relaxed = settings.model_copy(
+        update={
+            "inbound_failures_before_throttle": 1_000_000,
+            "registration_failures_before_throttle": 1_000_000,
+        }
+    )
     with live_server(create_app(relaxed, db, clock)) as url:
         yield url
 

@@ -196,7 +196,8 @@ def test_staff_api(db: Database, settings: Settings, clock: FrozenClock, tmp_pat
         repos.agencies.upsert(Agency(id="DK-775100", name="Aarhus"), {}, clock())
     own = {"Authorization": f"Bearer {create_token(db, 't', 'DK-761500', clock)}"}
     other = {"Authorization": f"Bearer {create_token(db, 't', 'DK-775100', clock)}"}
-    with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
+    public = settings.model_copy(update={"metrics_public": True})  # /metrics is read below
+    with live_server(create_app(public, db, clock)) as url, httpx.Client(base_url=url) as c:
         path = f"/api/v1/import-sources/{SOURCE}/runs"
         assert c.post(path, headers=other).status_code == 403
         assert c.get(path, headers=other).status_code == 403

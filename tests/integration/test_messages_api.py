@@ -195,3 +195,28 @@ def test_cli_send_worker_list(db: Database, settings: Settings, clock: FrozenClo
     assert '"text": "Hej fra CLI"' in listed.output
     cancel = runner.invoke(main, [*url, "sms", "cancel", str(message_id)])
     assert cancel.exit_code != 0
+
+
+@pytest.mark.parametrize("number", ["0.5", "1700000000", "-1", "1e9"])
+def test_a_bare_number_is_no_time(
+    client: httpx.Client, db: Database, clock: FrozenClock, number: str
+) -> None:
+    """Issue 13, item 7: schemathesis sent ``until=0.5`` and it was read as a Unix time; the
+    schema says RFC 3339 (``format: date-time``), so a number is a 422 naming the parameter."""
+    headers = auth(db, clock, None)
+    for name in ("since", "until"):
+        answer = client.get(
+            "/api/v1/agencies/DK-761500/messages", params={name: number}, headers=headers
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["fields"][0]["field"] == name
+        assert "RFC 3339" in answer.json()["fields"][0]["message"]
+    body = {"until": 0.5}
+    retried = client.post("/api/v1/agencies/DK-761500/messages/retry", json=body, headers=headers)
+    assert retried.status_code == 422
+    good = client.get(
+        "/api/v1/agencies/DK-761500/messages",
+        params={"until": "2026-11-30T12:00:00+01:00"},
+        headers=headers,
+    )
+    assert good.status_code == 200

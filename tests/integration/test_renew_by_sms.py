@@ -344,7 +344,9 @@ def test_wrong_password_unknown_agency_and_disabled(
             "text": "a forny alle",
         },
     )
-    assert unknown.status_code == 404
+    # Answered as a wrong password, so that nobody learns which agencies exist (issue 13).
+    wrong = server.call("a forny alle", password="wrong-password")
+    assert (unknown.status_code, unknown.text) == (401, wrong.text)
     with db.transaction() as repos:
         settings = repos.agencies.settings(AGENCY)
         settings["renewal"]["sms_enabled"] = False

@@ -28,7 +28,8 @@ def client(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[htt
         from patronlink.domain.agency import Agency
 
         repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
-    with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
+    public = settings.model_copy(update={"metrics_public": True})  # /metrics without a token
+    with live_server(create_app(public, db, clock)) as url, httpx.Client(base_url=url) as c:
         yield c
 
 

@@ -83,7 +83,15 @@ def test_session_round_trip_and_forgery() -> None:
     session = Session(language="en", user_id=7, notice="done")
     value = _cookie_value(codec, session)
     read = codec.read(value)
-    assert (read.user_id, read.language, read.csrf, read.notice) == (7, "en", session.csrf, "done")
+    # The signed cookie is the session before login: it never carries a user (issue 13; a
+    # signed-in session lives in the database under an opaque id).
+    assert (read.user_id, read.language, read.csrf, read.notice) == (
+        None,
+        "en",
+        session.csrf,
+        "done",
+    )
+    assert codec.read("s." + "x" * 43).user_id is None  # a server-side id is not read here
     assert codec.read(value[:-3] + "abc").user_id is None
     other = SessionCodec("o" * 40, max_age_seconds=3600, secure=False)
     assert other.read(value).user_id is None  # signed with another key

@@ -109,7 +109,7 @@ def receive_inbound(
 ) -> InboundResult:
     """Check the agency and the credentials, then handle the text, all in one transaction.
 
-    Raises ``NotFound`` (no such agency), ``Unauthenticated`` (wrong user or password) or
+    Raises ``Unauthenticated`` (no such agency, or wrong user or password: the two alike) or
     ``PermissionDenied`` (renewal by SMS is switched off), in that order, with nothing written.
 
     The agency, its settings and the user's password hash are read in the transaction that
@@ -189,7 +189,10 @@ def _receive(
     command = parse(body)
     found = reads.credentials_for(repos, request)
     if found is None:
-        raise NotFound(f"agency {request.agency!r} does not exist")
+        # An unknown agency is answered as a wrong password, after the same argon2 check
+        # against a dummy hash: neither the status, the body nor the time tells an attacker
+        # which agencies exist.
+        raise _Unverified(None)
     agency, settings, stored = found
     if not passwords.remembered(stored, request.password):
         raise _Unverified(stored)

@@ -1,15 +1,17 @@
-"""Staff users of the web UI: create one, check a login, remember the chosen language."""
+"""Staff users of the web UI: create, list, disable and enable them, check a login, reset a
+password (which ends the user's sessions), remember the chosen language."""
 
 from __future__ import annotations
 
 import re
 
-from patronlink.domain.errors import Conflict, ValidationError
+from patronlink.domain.errors import Conflict, NotFound, ValidationError
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.services.secrets import hash_password, verify_password
 from patronlink.storage.database import Database
-from patronlink.storage.staff_users import StaffUser, StaffUserRepository
+from patronlink.storage.staff_sessions import StaffSessionRepository
+from patronlink.storage.staff_users import StaffUser, StaffUserRepository, StaffUserRow
 
 LANGUAGES = ("da", "en")
 MIN_PASSWORD_LENGTH = 10
@@ -46,13 +48,15 @@ def create_staff_user(
 
 
 def check_login(db: Database, username: str, password: str) -> StaffUser | None:
-    """The user when the password is right; None otherwise, in the same time either way."""
+    """The user when the password is right and the user is enabled; None otherwise, in the
+    same time either way (a disabled user's password is checked all the same)."""
     with db.transaction() as repos:
         found = StaffUserRepository(repos.conn).credentials(username.strip())
     # argon2 runs outside the transaction: it must not hold SQLite's write lock.
     if not verify_password(found[1] if found else None, password) or found is None:
         return None
-    return found[0]
+    user, _hash, disabled = found
+    return None if disabled else user
 
 
 def get_staff_user(db: Database, user_id: int) -> StaffUser | None:
@@ -65,3 +69,44 @@ def remember_language(db: Database, user_id: int, language: str) -> None:
         raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}", field="language")
     with db.transaction() as repos:
         StaffUserRepository(repos.conn).set_language(user_id, language)
+
+
+def list_staff_users(db: Database, limit: int, offset: int = 0) -> list[StaffUserRow]:
+    with db.transaction() as repos:
+        return StaffUserRepository(repos.conn).listing(limit, offset)
+
+
+def _require(users: StaffUserRepository, username: str) -> int:
+    user_id = users.id_of(username.strip())
+    if user_id is None:
+        raise NotFound(f"staff user {username!r} does not exist")
+    return user_id
+
+
+def disable_staff_user(db: Database, username: str, clock: Clock) -> int:
+    """Refuse the user's logins from now on and end their sessions; how many were ended."""
+    with db.transaction() as repos:
+        users = StaffUserRepository(repos.conn)
+        user_id = _require(users, username)
+        users.set_disabled(user_id, clock())
+        return StaffSessionRepository(repos.conn).delete_for_user(user_id)
+
+
+def enable_staff_user(db: Database, username: str) -> None:
+    with db.transaction() as repos:
+        users = StaffUserRepository(repos.conn)
+        users.set_disabled(_require(users, username), None)
+
+
+def reset_staff_password(db: Database, username: str, password: str) -> int:
+    """A new password; every session of the user ends (how many were ended)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    password_hash = hash_password(password)  # slow on purpose: outside the transaction
+    with db.transaction() as repos:
+        users = StaffUserRepository(repos.conn)
+        user_id = _require(users, username)
+        users.set_password_hash(user_id, password_hash)
+        return StaffSessionRepository(repos.conn).delete_for_user(user_id)

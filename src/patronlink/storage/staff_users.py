@@ -25,6 +25,18 @@ class StaffUser:
         return self.agency_id is None or self.agency_id == agency_id
 
 
+@dataclass(frozen=True, slots=True)
+class StaffUserRow:
+    """A user as ``patronlink user list`` shows them."""
+
+    id: int
+    username: str
+    agency_id: str | None
+    language: str
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+
+
 class StaffUserRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -57,18 +69,51 @@ class StaffUserRepository:
         ).first()
         return found is not None
 
-    def credentials(self, username: str) -> tuple[StaffUser, str] | None:
-        """The user and their password hash, for the login check."""
+    def credentials(self, username: str) -> tuple[StaffUser, str, bool] | None:
+        """The user, their password hash and whether they are disabled, for the login check."""
         row = self._conn.execute(
             select(staff_users).where(staff_users.c.username == username)
         ).first()
         if row is None:
             return None
-        return StaffUser(row.id, row.username, row.agency_id, row.language), row.password_hash
+        user = StaffUser(row.id, row.username, row.agency_id, row.language)
+        return user, row.password_hash, row.disabled_at is not None
 
     def get(self, user_id: int) -> StaffUser | None:
-        row = self._conn.execute(select(staff_users).where(staff_users.c.id == user_id)).first()
+        """The user, unless they are disabled."""
+        row = self._conn.execute(
+            select(staff_users).where(
+                staff_users.c.id == user_id, staff_users.c.disabled_at.is_(None)
+            )
+        ).first()
         return None if row is None else StaffUser(row.id, row.username, row.agency_id, row.language)
+
+    def id_of(self, username: str) -> int | None:
+        found = self._conn.execute(
+            select(staff_users.c.id).where(staff_users.c.username == username)
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def listing(self, limit: int, offset: int = 0) -> list[StaffUserRow]:
+        rows = self._conn.execute(
+            select(staff_users).order_by(staff_users.c.username).limit(limit).offset(offset)
+        ).all()
+        return [
+            StaffUserRow(r.id, r.username, r.agency_id, r.language, r.created_at, r.disabled_at)
+            for r in rows
+        ]
+
+    def set_disabled(self, user_id: int, when: dt.datetime | None) -> None:
+        self._conn.execute(
+            update(staff_users).where(staff_users.c.id == user_id).values(disabled_at=when)
+        )
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        self._conn.execute(
+            update(staff_users)
+            .where(staff_users.c.id == user_id)
+            .values(password_hash=password_hash)
+        )
 
     def set_language(self, user_id: int, language: str) -> None:
         self._conn.execute(

@@ -319,4 +319,37 @@ staff_users = Table(
     Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE")),  # NULL: an administrator
     Column("language", String(2), nullable=False, default="da"),  # da | en
     Column("created_at", UTCDateTime, nullable=False),
+    # Set by `patronlink user disable`: the user cannot log in and their sessions are gone.
+    Column("disabled_at", UTCDateTime),
+)
+
+# --- Security, second round (issue 13, migration 0008) -----------------------------------------
+
+# Server-side staff sessions: the cookie holds only an opaque id, and this row is kept under its
+# SHA-256 (a copy of the table gives nobody a usable cookie). Logout, disabling the user and a
+# password reset delete the rows; idle and absolute limits are checked on every request.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("language", String(2)),
+    Column("notice", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+# One row per throttle key (domain/throttle.py): shared by every process on the database, so a
+# burst spread over several `serve` processes meets one count. Rows of quiet keys are purged.
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Column("window_start", UTCDateTime),
+    Column("blocked_until", UTCDateTime),
+    Column("strikes", Integer, nullable=False, default=0),
+    Column("trusted_until", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False, index=True),
 )

@@ -45,6 +45,8 @@ REPLY_CODES: dict[str, tuple[str, str]] = {
     "unknown-agency": ("0301", "Unknown agency, or no default agency for /rest-dlf/patron/"),
     "misconfigured": ("0302", "The agency's registration form is not valid"),
     "internal": ("0900", "Temporary failure on the server; try again later"),
+    # Answered with HTTP 429 and Retry-After (services/throttle.py), unlike every other code.
+    "throttled": ("0901", "Too many refused registrations from this address; try again later"),
 }
 
 

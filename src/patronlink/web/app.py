@@ -12,6 +12,7 @@ from patronlink import __version__
 from patronlink.services.clock import Clock, system_clock
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.secrets import VerifiedPasswords
+from patronlink.services.throttle import login_throttle
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web import (
@@ -26,7 +27,7 @@ from patronlink.web import (
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
-from patronlink.web.sms_gateway import InboundBatcher, Throttle
+from patronlink.web.sms_gateway import InboundBatcher
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.metrics import QueueDepthCollector
 
@@ -78,10 +79,25 @@ def create_app(
     app.state.metrics = metrics
     app.state.import_metrics = import_metrics
     app.state.passwords = VerifiedPasswords()
-    app.state.inbound_throttle = Throttle(
-        settings.inbound_failures_before_throttle, settings.inbound_throttle_seconds
+    app.state.inbound_throttle = login_throttle(
+        db,
+        clock,
+        settings,
+        "inbound",
+        settings.inbound_failures_before_throttle,
+        settings.inbound_throttle_seconds,
     )
-    app.state.inbound_batcher = InboundBatcher(db, app.state.passwords, clock)
+    app.state.registration_throttle = login_throttle(
+        db,
+        clock,
+        settings,
+        "registration",
+        settings.registration_failures_before_throttle,
+        settings.registration_throttle_seconds,
+    )
+    app.state.inbound_batcher = InboundBatcher(
+        db, app.state.passwords, clock, app.state.inbound_throttle
+    )
     install_error_handlers(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
     app.include_router(sms_gateway.router)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from wsgiref.simple_server import WSGIServer
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
 
+from patronlink.services.secrets import constant_time_equals
+from patronlink.settings import Settings
 from patronlink.web.deps import DbDep
 
 router = APIRouter(tags=["operations"])
@@ -32,10 +42,71 @@ def readyz(db: DbDep) -> JSONResponse:
         200: {
             "description": "the Prometheus text exposition format",
             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-        }
+        },
+        401: {
+            "description": "no or a wrong metrics token",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"detail": {"type": "string"}},
+                        "required": ["detail"],
+                    }
+                }
+            },
+        },
+        404: {
+            "description": "the metrics are served on PATRONLINK_METRICS_PORT instead",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"detail": {"type": "string"}},
+                        "required": ["detail"],
+                    }
+                }
+            },
+        },
     },
 )
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: HTTP requests, the outbox, sends and imports."""
+    """Prometheus metrics: HTTP requests, the outbox, sends and imports.
+
+    Needs ``Authorization: Bearer <PATRONLINK_METRICS_TOKEN>`` unless
+    ``PATRONLINK_METRICS_PUBLIC=true``; with ``PATRONLINK_METRICS_PORT`` the metrics are served
+    on that port alone and this path answers 404.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.metrics_port is not None:
+        return JSONResponse({"detail": "Not Found"}, 404)
+    if not settings.metrics_public and not _token_matches(
+        settings, request.headers.get("authorization")
+    ):
+        return JSONResponse(
+            {"detail": METRICS_REFUSED}, 401, headers={"WWW-Authenticate": "Bearer"}
+        )
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_REFUSED = (
+    "/metrics needs Authorization: Bearer <PATRONLINK_METRICS_TOKEN> "
+    "(or PATRONLINK_METRICS_PUBLIC=true)"
+)
+
+
+def _token_matches(settings: Settings, header: str | None) -> bool:
+    if settings.metrics_token is None or not header:
+        return False
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return constant_time_equals(given.strip(), settings.metrics_token.get_secret_value())
+
+
+def start_metrics_server(
+    host: str, port: int, registry: CollectorRegistry
+) -> tuple[WSGIServer, threading.Thread]:
+    """``/metrics`` alone on its own port (PATRONLINK_METRICS_PORT), for a network that only
+    the monitoring reaches; a daemon thread serves it until ``server.shutdown()``."""
+    return start_http_server(port, addr=host, registry=registry)

@@ -16,6 +16,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # the query string).
 SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "secret", "api_key", "apikey"})
 REDACTED = "***"
+# Metric labels take only values from these sets: a client that invents methods or paths must not
+# be able to add series (each one costs memory for the life of the process, and /metrics grows).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
+def metric_labels(scope: Scope) -> tuple[str, str]:
+    """The (method, route) labels of a request: a known method and a route template, or other."""
+    method = scope.get("method", "")
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    return (
+        method if method in KNOWN_METHODS else OTHER,
+        template if isinstance(template, str) else OTHER,
+    )
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -114,10 +129,9 @@ class AccessLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            method, template = metric_labels(scope)
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
             # At level warning there is no line to write: skip redacting and rendering it.
             if self._stdlib.isEnabledFor(logging.INFO):
                 client = scope.get("client")

@@ -20,6 +20,7 @@ from patronlink.domain.errors import (
     ValidationError,
 )
 from patronlink.services.register_patron import agency_form, register
+from patronlink.services.throttle import Refused, Throttle
 from patronlink.web.aleph_xml import (
     MAX_BODY_BYTES,
     REPLY_CODES,
@@ -101,6 +102,20 @@ async def _read_body(request: Request) -> bytes | None:
 
 async def _put_patron(request: Request, agency_id: str | None) -> Response:
     root = "put-new-patron"
+    # Every refused registration counts against the client's address (a refusal tells whether
+    # a patron ID is registered, so refusals are what an enumeration is made of); a success is
+    # given back. Reserved before the body is read, so parallel PUTs meet one count.
+    throttle: Throttle = request.app.state.registration_throttle
+    client = request.client.host if request.client else "unknown"
+    ticket = await run_in_threadpool(throttle.reserve, None, client)
+    if isinstance(ticket, Refused):
+        code, text = REPLY_CODES["throttled"]
+        return Response(
+            content=error_reply(root, code, text),
+            status_code=429,
+            media_type=XML_MEDIA_TYPE,
+            headers={"Retry-After": str(ticket.retry_after)},
+        )
     body = await _read_body(request)
     try:
         if body is None:
@@ -121,6 +136,7 @@ async def _put_patron(request: Request, agency_id: str | None) -> Response:
     except Exception as exc:  # noqa: BLE001 - Aleph clients read reply codes, never a 5xx
         # Every failure becomes an XML reply code (Aleph clients read no HTTP status).
         return _refusal_of(root, exc)
+    await run_in_threadpool(lambda: throttle.settle(ticket, succeeded=True))
     log.info(
         "patron self-registered",
         agency=registered.agency_id,
@@ -135,6 +151,11 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {"application/xml": {}},
         "description": "an Aleph reply; reply-code 0000 is success, any other a refusal",
     }
+}
+_THROTTLED: dict[str, object] = {
+    "content": {"application/xml": {}},
+    "description": "reply-code 0901: too many refused registrations from this address; the "
+    "Retry-After header says when to try again",
 }
 # Past the app-wide body limit (1 MiB) the limit answers 413 before the route runs; below it, a
 # body over the Aleph limit (64 KiB) gets reply-code 0203.
@@ -175,5 +196,5 @@ for _prefix, _get, _put in (
             _put,
             methods=["PUT"],
             include_in_schema=_public,
-            responses={**_RESPONSES, 413: BODY_ERRORS[413]},
+            responses={**_RESPONSES, 413: BODY_ERRORS[413], 429: _THROTTLED},
         )

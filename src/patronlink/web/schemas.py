@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from patronlink.domain.circulation import Item, Loan, Reservation
 from patronlink.domain.patron import Patron, PatronStatus
@@ -28,7 +29,18 @@ def _in_utc_range(value: dt.datetime) -> dt.datetime:
     return value
 
 
-UtcDateTime = Annotated[dt.datetime, AfterValidator(_in_utc_range)]
+def _iso_text_only(value: Any) -> Any:
+    """pydantic reads a bare number (``until=0.5``) as a Unix time; the schema says RFC 3339."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
+        raise ValueError("a time is written as in RFC 3339, e.g. 2026-11-30T12:00:00+01:00")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+UtcDateTime = Annotated[dt.datetime, BeforeValidator(_iso_text_only), AfterValidator(_in_utc_range)]
 
 
 def _refuse_nul(value: Any) -> Any:

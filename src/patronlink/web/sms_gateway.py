@@ -8,8 +8,6 @@ text. The password arrives in the query string (the spec); the access log redact
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -20,6 +18,7 @@ from patronlink.domain.errors import NotFound, PermissionDenied, Unauthenticated
 from patronlink.services.clock import Clock
 from patronlink.services.renew_by_sms import InboundRequest, receive_inbound_batch
 from patronlink.services.secrets import VerifiedPasswords
+from patronlink.services.throttle import Refused, Throttle, Ticket
 from patronlink.storage.database import Database
 
 router = APIRouter(tags=["sms gateway"])
@@ -36,34 +35,9 @@ class BadRequest(Exception):
     pass
 
 
-@dataclass
-class Throttle:
-    """Refuse a client for ``seconds`` after ``failures`` wrong logins within that time."""
-
-    failures: int
-    seconds: float
-    _seen: dict[str, tuple[int, float]] = field(default_factory=dict)
-
-    def blocked(self, client: str) -> bool:
-        count, since = self._seen.get(client, (0, 0.0))
-        if time.monotonic() - since > self.seconds:
-            self._seen.pop(client, None)
-            return False
-        return count >= self.failures
-
-    def failed(self, client: str) -> None:
-        count, since = self._seen.get(client, (0, time.monotonic()))
-        if time.monotonic() - since > self.seconds:
-            count, since = 0, time.monotonic()
-        self._seen[client] = (count + 1, since)
-        if len(self._seen) > 100_000:  # bounded memory under a spray of addresses
-            self._seen.pop(next(iter(self._seen)))
-
-    def succeeded(self, client: str) -> None:
-        self._seen.pop(client, None)
-
-
-Outcome = tuple[int, str]
+# (status, message, Retry-After seconds or None)
+Outcome = tuple[int, str, int | None]
+THROTTLED = "too many failed logins; try again later"
 
 
 class InboundBatcher:
@@ -72,21 +46,30 @@ class InboundBatcher:
     Each callback waits for its own result; the first waits for nobody. Under load the callbacks
     that queue up behind a batch share the next transaction, so a commit's wait for the disk, the
     trip to the thread and the credentials query are paid once per batch, not once per text.
+    The login throttle is reserved and settled for the whole batch too: one transaction before
+    the credentials are checked, one after for those that were right.
     """
 
     def __init__(
-        self, db: Database, passwords: VerifiedPasswords, clock: Clock, max_batch: int = MAX_BATCH
+        self,
+        db: Database,
+        passwords: VerifiedPasswords,
+        clock: Clock,
+        throttle: Throttle,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self._db = db
         self._passwords = passwords
         self._clock = clock
+        self._throttle = throttle
         self._max_batch = max_batch
-        self._pending: list[tuple[InboundRequest, asyncio.Future[Outcome]]] = []
+        self._pending: list[tuple[InboundRequest, str, asyncio.Future[Outcome]]] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def handle(self, inbound: InboundRequest) -> Outcome:
+    async def handle(self, inbound: InboundRequest, address: str) -> Outcome:
+        """The outcome of one callback from the client at ``address``."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((inbound, future))
+        self._pending.append((inbound, address, future))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.create_task(self._drain())
         return await future
@@ -95,42 +78,65 @@ class InboundBatcher:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            requests = [inbound for inbound, _ in batch]
             try:
-                results = await anyio.to_thread.run_sync(
-                    receive_inbound_batch, self._db, requests, self._passwords, self._clock
-                )
+                outcomes = await anyio.to_thread.run_sync(self._handle_batch, batch)
             except asyncio.CancelledError:  # shutting down: nobody is left to answer
-                for _, future in batch + self._pending:
+                for _, _, future in batch + self._pending:
                     future.cancel()
                 self._pending.clear()
                 raise
             except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # the caller went away; the text was handled all the same
                     continue
-                if isinstance(result, Exception):
-                    outcome = _refusal(result)
-                    if outcome is None:
-                        future.set_exception(result)
-                        continue
-                    future.set_result(outcome)
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
                 else:
-                    future.set_result((200, ""))
+                    future.set_result(outcome)
+
+    def _handle_batch(
+        self, batch: list[tuple[InboundRequest, str, asyncio.Future[Outcome]]]
+    ) -> list[Outcome | Exception]:
+        """In a worker thread: reserve the attempts, handle those let through, settle them."""
+        # The user names of integration users are the agency's own ("sms" at many of them).
+        attempts = [(f"{i.agency.strip().upper()}/{i.user}", address) for i, address, _ in batch]
+        tickets = self._throttle.reserve_many(attempts)
+        passed = [(i, t) for i, t in enumerate(tickets) if isinstance(t, Ticket)]
+        out: list[Outcome | Exception] = [
+            (429, THROTTLED, t.retry_after) if isinstance(t, Refused) else (500, "", None)
+            for t in tickets
+        ]
+        if not passed:
+            return out
+        results = receive_inbound_batch(
+            self._db, [batch[i][0] for i, _ in passed], self._passwords, self._clock
+        )
+        settled: list[tuple[Ticket, bool]] = []
+        for (i, ticket), result in zip(passed, results, strict=True):
+            # Only a wrong user or password (or an unknown agency, which answers the same)
+            # stays counted; every other outcome means the credentials were right.
+            settled.append((ticket, not isinstance(result, Unauthenticated)))
+            if isinstance(result, Exception):
+                refusal = _refusal(result)
+                out[i] = result if refusal is None else refusal
+            else:
+                out[i] = (200, "", None)
+        self._throttle.settle_many(settled)
+        return out
 
 
 def _refusal(exc: Exception) -> Outcome | None:
     """The HTTP status and message of a refused request; None for a failure (a 500)."""
     if isinstance(exc, Unauthenticated):
-        return 401, "wrong user or password"
+        return 401, "wrong user or password", None
     if isinstance(exc, NotFound):
-        return 404, str(exc)
+        return 404, str(exc), None
     if isinstance(exc, PermissionDenied):
-        return 403, str(exc)
+        return 403, str(exc), None
     return None
 
 
@@ -171,21 +177,16 @@ def _parameters(raw: bytes) -> dict[str, str]:
 
 
 async def _handle(request: Request, agency_id: str, raw: bytes) -> Response:
-    throttle: Throttle = request.app.state.inbound_throttle
     client = request.client.host if request.client else "unknown"
-    if throttle.blocked(client):
-        return _plain(429, "too many failed logins; try again later", {"Retry-After": "60"})
     try:
         values = _parameters(raw)
     except BadRequest as exc:
         return _plain(400, str(exc))
     inbound = InboundRequest(agency=agency_id, **values)
     batcher: InboundBatcher = request.app.state.inbound_batcher
-    status, message = await batcher.handle(inbound)
-    if status == 401:
-        throttle.failed(client)
-    elif status == 200:
-        throttle.succeeded(client)
+    status, message, retry_after = await batcher.handle(inbound, client)
+    if status == 429 and retry_after is not None:
+        return _plain(status, message, {"Retry-After": str(retry_after)})
     if status != 200:
         return _plain(status, message)
     return Response(b"", status_code=200, media_type="text/plain")
@@ -210,10 +211,12 @@ def _text(description: str) -> dict[str, object]:
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: _text("accepted; the body is empty (replies go out as ordinary texts)"),
     400: _text("a parameter is missing, repeated, too long or not UTF-8"),
-    401: _text("wrong user or password"),
+    401: _text("wrong user or password, or no such agency (the two answer alike)"),
     403: _text("renewal by SMS is switched off for the agency"),
-    404: _text("no such agency"),
-    429: _text("too many failed logins from this address; try again later"),
+    429: _text(
+        "too many failed logins for this user or from this address; the Retry-After header "
+        "says when to try again"
+    ),
 }
 
 

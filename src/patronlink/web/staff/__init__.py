@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from typing import Any
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from patronlink.services.staff_sessions import SessionLimits
+from patronlink.services.throttle import login_throttle
 from patronlink.settings import Settings
-from patronlink.web.sms_gateway import Throttle
 from patronlink.web.staff import auth, dashboard, imports, inbound, messages, patrons
 from patronlink.web.staff.pages import (
     CsrfRefused,
@@ -21,7 +23,7 @@ from patronlink.web.staff.pages import (
     login_redirect,
     templates,
 )
-from patronlink.web.staff.session import SessionCodec
+from patronlink.web.staff.session import SessionCodec, SessionStore
 
 log = structlog.get_logger("patronlink.staff")
 
@@ -36,18 +38,28 @@ def install(app: FastAPI, settings: Settings) -> None:
     if key is None:
         key = secrets.token_urlsafe(48)
         log.warning(
-            "PATRONLINK_SECRET_KEY is not set: using a random key, so staff sessions end when "
-            "this process restarts and are not shared with other processes"
+            "PATRONLINK_SECRET_KEY is not set: using a random key, so a login form shown by "
+            "one process is refused by another, and after a restart (signed-in sessions are "
+            "in the database and not affected)"
         )
+    limits = SessionLimits(
+        idle=dt.timedelta(minutes=settings.staff_session_idle_minutes),
+        absolute=dt.timedelta(hours=settings.staff_session_hours),
+    )
+    codec = SessionCodec(
+        key, max_age_seconds=int(settings.staff_session_hours * 3600), secure=settings.cookie_secure
+    )
+    db, clock = app.state.db, app.state.clock
     app.state.staff = StaffState(
-        codec=SessionCodec(
-            key,
-            max_age_seconds=int(settings.staff_session_hours * 3600),
-            secure=settings.cookie_secure,
-        ),
+        sessions=SessionStore(codec, db, clock, limits),
         env=templates(),
-        throttle=Throttle(
-            settings.staff_login_failures_before_throttle, settings.staff_login_throttle_seconds
+        throttle=login_throttle(
+            db,
+            clock,
+            settings,
+            "staff",
+            settings.staff_login_failures_before_throttle,
+            settings.staff_login_throttle_seconds,
         ),
     )
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from patronlink.services.staff_users import check_login, remember_language
+from patronlink.services.throttle import Refused
 from patronlink.web.staff.i18n import language_of
 from patronlink.web.staff.pages import FormDep, PageDep, safe_next
 
@@ -27,20 +28,22 @@ def login(page: PageDep, form: FormDep) -> Response:
     next_path = safe_next(form.get("next"))
     throttle = page.state.throttle
     client = page.request.client.host if page.request.client else "unknown"
-    # Throttled per user name (guessing one account's password) and per address (spraying).
-    keys = (f"user:{username.lower()}", f"addr:{client}")
-    if any(throttle.blocked(k) for k in keys):
-        return page.render(
+    # Counted before the password is checked (services/throttle.py): per user at this
+    # address, per user from anywhere (slower) and per address (slower).
+    ticket = throttle.reserve(username, client)
+    if isinstance(ticket, Refused):
+        response = page.render(
             "login.html",
             status=429,
             title=page.t("log_in"),
             next=next_path,
             failed=page.t("login_throttled"),
         )
+        response.headers["Retry-After"] = str(ticket.retry_after)
+        return response
     user = check_login(page.db, username, form.get("password"))
+    throttle.settle(ticket, succeeded=user is not None)
     if user is None:
-        for k in keys:
-            throttle.failed(k)
         return page.render(
             "login.html",
             status=401,
@@ -48,8 +51,6 @@ def login(page: PageDep, form: FormDep) -> Response:
             next=next_path,
             failed=page.t("login_failed"),
         )
-    for k in keys:
-        throttle.succeeded(k)
     page.session.sign_in(user.id)
     if page.session.language is None:
         page.session.language = user.language

@@ -22,11 +22,11 @@ from patronlink.domain.agency import Agency
 from patronlink.domain.errors import NotFound
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
+from patronlink.services.throttle import Throttle
 from patronlink.storage.database import Database
 from patronlink.storage.staff_users import StaffUser
-from patronlink.web.sms_gateway import Throttle
 from patronlink.web.staff.i18n import Translator, from_accept_language, language_of, translator
-from patronlink.web.staff.session import COOKIE, CSRF_FIELD, Session, SessionCodec
+from patronlink.web.staff.session import COOKIE, CSRF_FIELD, Session, SessionStore
 
 MAX_FORM_BYTES = 256 * 1024
 # Pages never go to another origin, run no inline script and may not be framed (clickjacking).
@@ -61,9 +61,9 @@ def _when(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
 class StaffState:
     """Held in ``app.state.staff``: made once per app from the settings."""
 
-    codec: SessionCodec
+    sessions: SessionStore
     env: Environment
-    throttle: Throttle  # wrong logins per user name and per address
+    throttle: Throttle  # wrong logins per user at an address, per user and per address
 
 
 class LoginRequired(Exception):
@@ -101,7 +101,7 @@ class Page:
 
     # answering -------------------------------------------------------------------------------
     def finish(self, response: Response) -> Response:
-        self.state.codec.write(response, self.session)
+        self.state.sessions.write(response, self.session)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -171,9 +171,9 @@ def safe_next(value: str | None, default: str = "/staff") -> str:
 
 def current_page(request: Request) -> Page:
     state: StaffState = request.app.state.staff
-    session = state.codec.read(request.cookies.get(COOKIE))
+    session = state.sessions.read(request.cookies.get(COOKIE))
     user = get_staff_user(request.app.state.db, session.user_id) if session.user_id else None
-    if session.user_id and user is None:  # the user was removed
+    if session.user_id and user is None:  # the user was removed or disabled
         session.sign_out()
     return Page(request, session, user)
 
