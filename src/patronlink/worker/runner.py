@@ -42,6 +42,7 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
 
 
 def worker_health(settings: Settings) -> Health:
+    """The health of a worker's loops, backing off at most ``PATRONLINK_BACKOFF_CAP_SECONDS``."""
     return Health(Backoff(cap=settings.backoff_cap_seconds))
 
 
@@ -55,6 +56,7 @@ async def run_worker(
     registry: CollectorRegistry | None = None,
     import_observer: RunObserver | None = None,
     health: Health | None = None,
+    dispatch_metrics: DispatchMetrics | None = None,
 ) -> DispatchStats:
     """The dispatcher, and beside it the import scheduler (not with ``once``).
 
@@ -72,7 +74,7 @@ async def run_worker(
         build_gateway,
         settings=dispatch_settings(settings),
         environ=os.environ,
-        metrics=DispatchMetrics(registry) if registry is not None else None,
+        metrics=dispatch_metrics or (DispatchMetrics(registry) if registry is not None else None),
         health=health.loop("dispatcher", log, stall_seconds=stall),
     )
     log.info("worker started", extra={"owner": dispatcher.owner, "once": once})
