@@ -184,7 +184,6 @@ class Dispatcher:
         fatal: BaseException | None = None
         try:
             while not stop.is_set():
-                self.health.progress()
                 try:
                     if await self._round(once):
                         break
@@ -212,6 +211,7 @@ class Dispatcher:
         claimed: list[ClaimedMessage] = []
         if self._may_claim():
             self._unrouted += await asyncio.to_thread(self._claim, capacity)
+            self.health.progress()  # the database answered: any episode of failures is over
             self._drained = len(self._unrouted) < capacity
         if self._unrouted:
             # Claimed texts wait here until their agencies' routes are loaded: a database
@@ -351,6 +351,7 @@ class Dispatcher:
             # out again when its lease ends.
             self._outcomes[:0] = batch
             raise
+        self.health.progress()
         for _ in batch:  # committed: these texts can no longer be sent twice
             self._permits.release()
         self._wake.set()  # the loop may write the outcomes that piled up meanwhile
