@@ -136,6 +136,8 @@ def test_access_log_hides_the_inbound_number_and_text_unless_asked(
         assert f"number={NUMBER}" in query
         assert "text=Horsens+forny+alle" in query
     else:
-        assert "number=***" in query and "text=***" in query, query
-        assert NUMBER not in query and "forny" not in query
+        assert "number=***" in query, query
+        assert "text=***" in query, query
+        assert NUMBER not in query
+        assert "forny" not in query
         assert "shortcode=1919" in query  # what is not patron data stays, for debugging

@@ -23,7 +23,7 @@ from patronlink.services.clock import system_clock
 from patronlink.services.outbox import prepare
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
-from tests.support.gateway_servers import SPEC_XML_SUCCESS, Reply, XmlGatewayServer
+from tests.support.gateway_servers import Reply, XmlGatewayServer
 from tests.support.processes import check_cli, free_port, run_cli, start, stop
 
 AGENCY = "DK-761500"
@@ -99,9 +99,10 @@ def test_worker_port_serves_health_readiness_and_metrics_by_agency(
                     ("patronlink_sms_sent_total", (("agency", AGENCY), ("driver", "xml")))
                 )
                 # Sent, and the outcomes written (they go to the database in batches).
-                if sent == TEXTS and now_seen.get(
-                    ("patronlink_sms_messages", (("status", "sent"),))
-                ) == TEXTS:
+                if (
+                    sent == TEXTS
+                    and now_seen.get(("patronlink_sms_messages", (("status", "sent"),))) == TEXTS
+                ):
                     break
                 time.sleep(0.1)
             health = httpx.get(f"{base}/healthz", timeout=5)
@@ -128,7 +129,8 @@ def test_worker_port_serves_health_readiness_and_metrics_by_agency(
     assert warnings[0]["agency"] == AGENCY
     assert re.search(rf"failed {WARN_AFTER} texts in a row", warnings[0]["event"]), warnings
     back = [line for line in lines if "answers again" in str(line["event"])]
-    assert len(back) == 1 and back[0]["failures"] == FAILURES, back
+    assert len(back) == 1, back
+    assert back[0]["failures"] == FAILURES, back
 
 
 def test_worker_port_gauges_stay_present_while_the_queue_read_fails(

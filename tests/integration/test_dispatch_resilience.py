@@ -9,6 +9,7 @@ dispatcher that must end gives back what it claimed and did not send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -104,11 +105,9 @@ def _run_until_sent(d: Dispatcher, db: Database, expected: int, timeout: float =
 
         async def watch() -> None:
             while True:
-                try:
+                with contextlib.suppress(Exception):  # the database is away: look again
                     if await asyncio.to_thread(_statuses, db) == {"sent": expected}:
                         break
-                except Exception:  # noqa: BLE001 - the database is away: look again
-                    pass
                 await asyncio.sleep(0.05)
             stop.set()
 
