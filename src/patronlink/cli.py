@@ -241,7 +241,7 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
     from patronlink.services.clock import system_clock
     from patronlink.services.import_metrics import ImportMetrics
     from patronlink.web.worker_port import create_worker_port_app, worker_port_server
-    from patronlink.worker.metrics import QueueDepthCollector
+    from patronlink.worker.metrics import LoopHealthCollector, QueueDepthCollector
     from patronlink.worker.runner import run_worker, worker_health
 
     settings = ctx.settings
@@ -257,6 +257,7 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
         serving = None
         if sock is not None:
             registry.register(QueueDepthCollector(ctx.db, system_clock))
+            registry.register(LoopHealthCollector(health))
             server = worker_port_server(create_worker_port_app(ctx.db, registry, health), sock)
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             bound = sock.getsockname()

@@ -226,6 +226,7 @@ def test_worker_sends_everything_through_an_outage_and_a_burst_of_cut_connection
     # The queue gauges were kept, marked stale, while the database was away.
     assert "patronlink_sms_queue_stale 1.0" in stale_metrics, stale_metrics
     assert 'patronlink_sms_agency_due{agency="DK-761500"}' in stale_metrics, stale_metrics
+    assert 'patronlink_worker_loop_ok{loop="dispatcher"} 0.0' in stale_metrics, stale_metrics
     assert set(received) == set(texts), "a text never reached the gateway"
     repeated = {t: n for t, n in received.items() if n > 1}
     assert len(repeated) <= MAX_IN_FLIGHT, f"{len(repeated)} texts sent more than once"

@@ -122,6 +122,8 @@ def test_worker_port_serves_health_readiness_and_metrics_by_agency(
     assert samples[("patronlink_sms_queue_stale", ())] == 0
     assert samples[("patronlink_sms_messages", (("status", "sent"),))] == TEXTS
     assert samples[("patronlink_sms_queue_due", ())] == 0
+    assert samples[("patronlink_worker_loop_ok", (("loop", "dispatcher"),))] == 1
+    assert samples[("patronlink_worker_loop_ok", (("loop", "scheduler"),))] == 1
 
     lines = [json.loads(raw) for raw in log.read_text().splitlines() if raw.startswith("{")]
     warnings = [line for line in lines if line["level"] == "warning"]

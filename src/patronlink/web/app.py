@@ -30,7 +30,7 @@ from patronlink.web.observability import AccessLog, Metrics
 from patronlink.web.sms_gateway import InboundBatcher, Throttle
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.health import Backoff, Health
-from patronlink.worker.metrics import DispatchMetrics, QueueDepthCollector
+from patronlink.worker.metrics import DispatchMetrics, LoopHealthCollector, QueueDepthCollector
 from patronlink.worker.supervisor import WorkerSupervisor
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -48,6 +48,8 @@ def create_app(
 
     # The in-process worker's loops and its supervisor report here, for /readyz.
     worker_health = Health(Backoff(cap=settings.backoff_cap_seconds)) if run_worker else None
+    if worker_health is not None:
+        metrics.registry.register(LoopHealthCollector(worker_health))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -125,4 +125,6 @@ class Health:
         return made
 
     def problems(self) -> list[str]:
-        return [p for loop in self.loops.values() if (p := loop.problem()) is not None]
+        # Read from request threads while the event loop may start a loop again: list() copies
+        # the values at once (under the interpreter lock), iteration would not.
+        return [p for loop in list(self.loops.values()) if (p := loop.problem()) is not None]

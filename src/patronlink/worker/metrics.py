@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from patronlink.domain.outbox import AttemptOutcome, MessageStatus
 from patronlink.storage.database import Database
 from patronlink.storage.outbox import Outcome
+from patronlink.worker.health import Health
 
 
 class DispatchMetrics:
@@ -140,3 +141,28 @@ class _QueueSnapshot:
     read_at: dt.datetime
     counts: dict[str, int]
     due: dict[str, tuple[int, dt.datetime]]
+
+
+class LoopHealthCollector(Collector):
+    """The worker's loops as gauges, per process: whether each is well (1) or failing or stopped
+    (0), and the seconds since it last went round. What ``/readyz`` says, for alerts."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ok = GaugeMetricFamily(
+            "patronlink_worker_loop_ok",
+            "1 when the worker loop is alive and not failing, else 0 (per process)",
+            labels=["loop"],
+        )
+        idle = GaugeMetricFamily(
+            "patronlink_worker_loop_idle_seconds",
+            "Seconds since the worker loop last went round successfully (per process)",
+            labels=["loop"],
+        )
+        for name, loop in sorted(self.health.loops.items()):  # copied at once, see Health
+            ok.add_metric([name], 0 if loop.problem() is not None else 1)
+            idle.add_metric([name], max(0.0, loop.monotonic() - loop.last_progress))
+        yield ok
+        yield idle
