@@ -190,26 +190,104 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
 
 @main.command()
 @click.option("--once", is_flag=True, help="Deliver everything due now, then exit.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (no token: keep it private).",
+)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Address of the metrics port (default 127.0.0.1).",
+)
 @pass_ctx
-def worker(ctx: Context, once: bool) -> None:
-    """Run the SMS dispatcher (and the import scheduler) until stopped with SIGTERM or Ctrl-C."""
-    import asyncio
-    import signal
+def worker(ctx: Context, once: bool, metrics_port: int | None, metrics_host: str | None) -> None:
+    """Run the SMS dispatcher (and the import scheduler) until stopped with SIGTERM or Ctrl-C.
 
-    from patronlink.services.clock import system_clock
+    Exits 1 when a loop meets a failure it cannot carry on after (the database going away is
+    not one: the loops wait for it), so that a supervisor starts it again.
+    """
+    import logging
+
     from patronlink.web.observability import configure_logging
-    from patronlink.worker.runner import run_worker
+    from patronlink.web.worker_port import bind
+    from patronlink.worker.runner import WorkerFailed
 
     settings = ctx.settings
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
+    port = metrics_port if metrics_port is not None else settings.worker_metrics_port
+    host = metrics_host or settings.worker_metrics_host
+    sock = None
+    if port is not None and not once:
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port} for metrics: {exc.strerror or exc}", EXIT_USAGE)
+    try:
+        _run_worker_process(ctx, once, sock)
+    except WorkerFailed as exc:
+        # Logged as JSON (with the traceback) for the log collector, and exit non-zero so that
+        # the supervisor starts the worker again.
+        logging.getLogger("patronlink.worker").critical(
+            "worker ends: %s", exc, exc_info=exc.__cause__ or exc
+        )
+        sys.exit(EXIT_FAILED)
+
+
+def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
+    """The worker's event loop: the loops, and the metrics port on ``sock`` if given."""
+    import asyncio
+    import logging
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from patronlink.services.clock import system_clock
+    from patronlink.services.import_metrics import ImportMetrics
+    from patronlink.web.worker_port import create_worker_port_app, worker_port_server
+    from patronlink.worker.metrics import LoopHealthCollector, QueueDepthCollector
+    from patronlink.worker.runner import run_worker, worker_health
+
+    settings = ctx.settings
 
     async def main_loop() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        stats = await run_worker(ctx.db, settings, system_clock, stop, once=once)
+        registry = CollectorRegistry()
+        health = worker_health(settings)
+        server = None
+        serving = None
+        if sock is not None:
+            registry.register(QueueDepthCollector(ctx.db, system_clock))
+            registry.register(LoopHealthCollector(health))
+            server = worker_port_server(create_worker_port_app(ctx.db, registry, health), sock)
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            bound = sock.getsockname()
+            logging.getLogger("patronlink.worker").info(
+                "metrics, health and readiness on http://%s:%s",
+                bound[0],
+                bound[1],
+                extra={"metrics_port": bound[1]},
+            )
+        try:
+            stats = await run_worker(
+                ctx.db,
+                settings,
+                system_clock,
+                stop,
+                once=once,
+                registry=registry,
+                import_observer=ImportMetrics(registry) if sock is not None else None,
+                health=health,
+            )
+        finally:
+            if server is not None and serving is not None:
+                server.should_exit = True
+                await serving
         if once:
             click.echo(
                 f"claimed {stats.claimed}, sent {stats.sent}, "

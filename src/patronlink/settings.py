@@ -45,6 +45,34 @@ class Settings(BaseSettings):
         description="how long an import run's hold on its source lasts unless renewed (a live "
         "run renews it every quarter of this; a killed run blocks its source this long)",
     )
+    # Production operations (issue 14): loops that survive the database, a watchable worker.
+    backoff_cap_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="the longest wait of a loop (dispatcher, scheduler, serve's worker) before "
+        "it tries the database again after a failure (waits double from 0.5 s)",
+    )
+    gateway_failures_before_warning: int = Field(
+        default=10,
+        ge=1,
+        description="temporary failures in a row of one agency's gateway before the worker "
+        "logs one warning (and one line when it answers again)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="where `patronlink worker` serves /metrics, /healthz and /readyz "
+        "(private: no token); off when unset",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="the address of the worker's metrics port"
+    )
+    log_patron_data: bool = Field(
+        default=False,
+        description="keep patrons' numbers and texts in the access log's query strings "
+        "(redacted by default)",
+    )
     inbound_failures_before_throttle: int = Field(default=5, ge=1)
     inbound_throttle_seconds: int = Field(default=60, ge=1)
     # Staff web UI (docs/staff-ui.md). Without a secret key one is made at start-up, and every

@@ -429,10 +429,13 @@ def test_a_failure_outside_the_driver_leaves_that_text_leased_and_the_rest_go(
     observed: list[int] = []
 
     class FailingOnce:
-        def observe(self, outcome: Outcome, seconds: float) -> None:
+        def observe(self, agency_id: str, outcome: Outcome, seconds: float) -> None:
             observed.append(outcome.message_id)
             if len(observed) == 2:
                 raise RuntimeError("metrics backend broke")
+
+        def gateway_streak(self, agency_id: str, driver: str, failures: int) -> None:
+            pass
 
     gateway = ScriptedGateway()
     settings = DispatchSettings(max_in_flight=1)

@@ -16,9 +16,12 @@ from patronlink.storage.agencies import (
     IntegrationUserRepository,
 )
 from patronlink.storage.circulation import CirculationRepository
+from patronlink.storage.failures import describe
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
 from patronlink.storage.patrons import PatronRepository
+
+_WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0")
 
 
 @dataclass(slots=True)
@@ -76,6 +79,21 @@ class Database:
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
         return True
+
+    def probe_write(self) -> str | None:
+        """None when the database takes a write; otherwise why not, in one line.
+
+        A readiness probe: an UPDATE that matches no row, rolled back, so it changes nothing and
+        locks no row, yet a read-only database (PostgreSQL's ``default_transaction_read_only``,
+        a replica, a SQLite file opened read-only) refuses it where a ``SELECT 1`` would pass.
+        """
+        try:
+            with self._serialised(), self.engine.connect() as conn, conn.begin() as tx:
+                conn.execute(_WRITE_PROBE)
+                tx.rollback()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
+            return describe(exc)
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

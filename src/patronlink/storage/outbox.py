@@ -384,3 +384,40 @@ class OutboxRepository:
             messages.c.status == MessageStatus.QUEUED.value, messages.c.next_attempt_at <= now
         )
         return int(self._conn.execute(stmt).scalar_one())
+
+    def release(self, message_ids: Sequence[int], owner: str) -> int:
+        """Give back claimed texts that were never sent: queued again, lease cleared, the
+        attempt the claim counted taken back. Only texts this worker still holds; returns how
+        many. A worker on its way out calls this so that the texts go out from another worker
+        now, not after their lease."""
+        if not message_ids:
+            return 0
+        result = self._conn.execute(
+            update(messages)
+            .where(
+                messages.c.id.in_(list(message_ids)),
+                messages.c.lease_owner == owner,
+                messages.c.status == MessageStatus.SENDING.value,
+            )
+            .values(
+                status=MessageStatus.QUEUED.value,
+                lease_until=None,
+                lease_owner=None,
+                attempts=messages.c.attempts - 1,
+            )
+        )
+        return int(result.rowcount)
+
+    def due_by_agency(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
+        """Queued texts due at ``now`` by agency: how many, and the oldest due time."""
+        stmt = (
+            select(messages.c.agency_id, func.count(), func.min(messages.c.next_attempt_at))
+            .where(
+                messages.c.status == MessageStatus.QUEUED.value,
+                messages.c.next_attempt_at <= now,
+            )
+            .group_by(messages.c.agency_id)
+        )
+        return {
+            str(agency): (int(n), utc(oldest)) for agency, n, oldest in self._conn.execute(stmt)
+        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -29,7 +30,9 @@ from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
 from patronlink.web.sms_gateway import InboundBatcher
 from patronlink.web.staff import install as install_staff_ui
-from patronlink.worker.metrics import QueueDepthCollector
+from patronlink.worker.health import Backoff, Health
+from patronlink.worker.metrics import DispatchMetrics, LoopHealthCollector, QueueDepthCollector
+from patronlink.worker.supervisor import WorkerSupervisor
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -41,25 +44,37 @@ def create_app(
     metrics = Metrics()
     metrics.registry.register(QueueDepthCollector(db, clock))
     import_metrics = ImportMetrics(metrics.registry)
+    # Made once: the worker, started again after a death, counts on in the same series.
+    dispatch_metrics = DispatchMetrics(metrics.registry) if run_worker else None
+
+    # The in-process worker's loops and its supervisor report here, for /readyz.
+    worker_health = Health(Backoff(cap=settings.backoff_cap_seconds)) if run_worker else None
+    if worker_health is not None:
+        metrics.registry.register(LoopHealthCollector(worker_health))
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not run_worker:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if worker_health is None:
             yield
             return
         from patronlink.worker.runner import run_worker as worker_loop
 
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            worker_loop(
+        def start(stop: asyncio.Event) -> Any:
+            return worker_loop(
                 db,
                 settings,
                 clock,
                 stop,
                 registry=metrics.registry,
                 import_observer=import_metrics,
+                health=worker_health,
+                dispatch_metrics=dispatch_metrics,
             )
-        )
+
+        stop = asyncio.Event()
+        supervisor = WorkerSupervisor(start, worker_health)
+        app.state.worker = supervisor
+        task = asyncio.create_task(supervisor.run(stop))
         try:
             yield
         finally:
@@ -78,6 +93,7 @@ def create_app(
     app.state.clock = clock
     app.state.metrics = metrics
     app.state.import_metrics = import_metrics
+    app.state.worker_health = worker_health
     app.state.passwords = VerifiedPasswords()
     app.state.inbound_throttle = login_throttle(
         db,
@@ -109,5 +125,5 @@ def create_app(
     app.include_router(imports_api.router)
     install_staff_ui(app, settings)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(AccessLog, metrics=app.state.metrics)
+    app.add_middleware(AccessLog, metrics=app.state.metrics, patron_data=settings.log_patron_data)
     return app

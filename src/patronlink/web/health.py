@@ -16,7 +16,9 @@ from prometheus_client import (
 
 from patronlink.services.secrets import constant_time_equals
 from patronlink.settings import Settings
+from patronlink.storage.database import Database
 from patronlink.web.deps import DbDep
+from patronlink.worker.health import Health
 
 router = APIRouter(tags=["operations"])
 
@@ -27,12 +29,34 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-def readyz(db: DbDep) -> JSONResponse:
-    """The database answers."""
-    if db.ping():
+def readiness(db: Database, worker: Health | None) -> JSONResponse:
+    """200 when the database takes a write and every loop of the worker (if this process runs
+    one) is alive and making progress; otherwise 503 with every reason."""
+    problems: list[str] = []
+    refused = db.probe_write()
+    if refused is not None:
+        problems.append(f"database refuses a write: {refused}")
+    if worker is not None:
+        problems += worker.problems()
+    if not problems:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "unavailable", "error": "database unreachable"}, 503)
+    return JSONResponse(
+        {"status": "unavailable", "error": "; ".join(problems), "problems": problems}, 503
+    )
+
+
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "not ready: the database refuses a write, or the worker "
+            "in this process has stopped or is failing; `error` says why"
+        }
+    },
+)
+def readyz(db: DbDep, request: Request) -> JSONResponse:
+    """Ready for traffic: the database takes a write and the in-process worker (if any) runs."""
+    return readiness(db, getattr(request.app.state, "worker_health", None))
 
 
 @router.get(

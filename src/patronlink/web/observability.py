@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -15,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Query parameters whose values never reach a log line (the inbound SMS spec puts the password in
 # the query string).
 SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "secret", "api_key", "apikey"})
+# Query parameters that carry patrons' data: the inbound SMS callback's sender and text (spec
+# §3), and the staff searches by number or name. Redacted unless PATRONLINK_LOG_PATRON_DATA.
+PATRON_PARAMETERS = frozenset({"number", "text", "to", "from", "msisdn", "q"})
 REDACTED = "***"
 # Metric labels take only values from these sets: a client that invents methods or paths must not
 # be able to add series (each one costs memory for the life of the process, and /metrics grows).
@@ -43,8 +47,12 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # JSON has no place for a traceback object: render it as text, in the "exception" field
+    # (the console renderer prints it itself, prettily).
+    exceptions: list[Any] = [structlog.processors.format_exc_info] if fmt == "json" else []
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -56,9 +64,14 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *exceptions,
                 renderer,
             ],
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            # ExtraAdder: the fields a stdlib call passes as ``extra={...}`` are kept.
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.ExtraAdder(),
+            ],
         )
     )
     root = logging.getLogger()
@@ -66,10 +79,41 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _log_uncaught_exceptions()
 
 
-def redact_query(raw: bytes) -> str:
-    """The query string with the values of secret parameters replaced, safe to log.
+def _log_uncaught_exceptions() -> None:
+    """An exception nobody caught ends as one log line at critical level like every other line
+    (JSON with the traceback as text), not as Python's bare traceback on stderr."""
+    fatal = logging.getLogger("patronlink.fatal")
+
+    def on_uncaught(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, error, tb)
+            return
+        fatal.critical(
+            "uncaught exception: %s: %s", kind.__name__, error, exc_info=(kind, error, tb)
+        )
+
+    def on_thread_uncaught(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        fatal.critical(
+            "uncaught exception in thread %s: %s: %s",
+            name,
+            args.exc_type.__name__,
+            args.exc_value,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = on_uncaught
+    threading.excepthook = on_thread_uncaught
+
+
+def redact_query(raw: bytes, hidden: frozenset[str] = SECRET_PARAMETERS) -> str:
+    """The query string with the values of ``hidden`` parameters (by default the secret ones)
+    replaced, safe to log.
 
     Works on the raw bytes, so malformed percent-encoding or invalid UTF-8 is still redacted.
     """
@@ -77,7 +121,7 @@ def redact_query(raw: bytes) -> str:
     for pair in raw.split(b"&"):
         name, sep, _value = pair.partition(b"=")
         decoded = unquote(name.decode("latin-1").replace("+", " "), errors="replace")
-        if sep and decoded.strip().lower() in SECRET_PARAMETERS:
+        if sep and decoded.strip().lower() in hidden:
             parts.append(name.decode("latin-1") + "=" + REDACTED)
         else:
             parts.append(quote(pair.decode("latin-1"), safe="=&+%/:,;@!$'()*~"))
@@ -106,9 +150,11 @@ class Metrics:
 class AccessLog:
     """ASGI middleware: one log line and the metrics per request, secrets redacted."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, patron_data: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        # Patrons' numbers and texts stay out of the log unless the operator asks for them.
+        self.hidden = SECRET_PARAMETERS if patron_data else SECRET_PARAMETERS | PATRON_PARAMETERS
         self.log = structlog.get_logger("patronlink.access")
         self._stdlib = logging.getLogger("patronlink.access")
 
@@ -139,7 +185,7 @@ class AccessLog:
                     "request",
                     method=scope["method"],
                     path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
-                    query=redact_query(scope.get("query_string", b"")),
+                    query=redact_query(scope.get("query_string", b""), self.hidden),
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                     client=client[0] if client else None,

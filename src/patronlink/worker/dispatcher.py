@@ -7,6 +7,14 @@ claimed texts from its queue one after the other. Outcomes are written in batche
 killed mid-send leaves leases that expire after ``lease_seconds``; another worker (or this one,
 restarted) then claims those texts again: at-least-once, nothing lost, and at most
 ``max_in_flight`` texts sent twice per crash.
+
+The loop survives its database: a claim or an outcome batch that fails because the database is
+away (refused or cut connections, a read-only database) is logged once per episode, backed off
+and tried again; outcomes not yet written are kept and written when the database is back, so a
+text that was sent is marked sent and not sent again after its lease. Any other failure ends the
+loop: first the texts being sent are finished and their outcomes written, the claimed texts not
+yet sent are given back (queued, lease cleared), and then the error is raised for the process to
+exit non-zero.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import random
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +53,9 @@ from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config, sms_settings
 from patronlink.storage.database import Database
+from patronlink.storage.failures import is_unavailable
 from patronlink.storage.outbox import ClaimedMessage, Outcome
+from patronlink.worker.health import Backoff, Loop
 from patronlink.worker.metrics import DispatchMetrics
 
 log = logging.getLogger("patronlink.dispatch")
@@ -63,6 +73,12 @@ class DispatchSettings:
     flush_size: int = 200
     routes_refresh_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A gateway failing this many texts in a row (temporary failures: 5xx, timeouts, refused
+    # connections) gets one warning line until it answers again.
+    gateway_failures_before_warning: int = 10
+    # On the way out, how long to keep trying to write outcomes and give back unsent texts
+    # while the database is away.
+    shutdown_seconds: float = 30.0
 
 
 @dataclass
@@ -78,6 +94,14 @@ class _Route:
     concurrency: int  # texts at a time to this gateway
     schedules: bool  # the gateway holds a text until a given time
     config_error: str | None = None
+
+
+@dataclass
+class _Streak:
+    """Temporary failures in a row of one agency's gateway, and whether they were told."""
+
+    failures: int = 0
+    warned: bool = False
 
 
 @dataclass
@@ -100,6 +124,7 @@ class Dispatcher:
         metrics: DispatchMetrics | None = None,
         owner: str | None = None,
         rng: Callable[[], float] = random.random,
+        health: Loop | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -109,7 +134,16 @@ class Dispatcher:
         self.metrics = metrics
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.rng = rng
+        self.health = health or Loop("dispatcher", log, Backoff(), stall_seconds=None, rng=rng)
         self.stats = DispatchStats()
+        self._streaks: dict[str, _Streak] = {}
+        # Set on the way out after a fatal error: senders take no further texts.
+        self._closing = False
+        self._stop = asyncio.Event()
+        # Claimed, and waiting for their agencies' routes to be loaded.
+        self._unrouted: list[ClaimedMessage] = []
+        # Senders waiting for a permit: they hold a text not yet sent.
+        self._at_permit: set[asyncio.Task[None]] = set()
         self._routes: dict[str, _Route] = {}
         self._routes_loaded_at = -1e9
         self._outcomes: list[Outcome] = []
@@ -141,54 +175,134 @@ class Dispatcher:
         """Dispatch until ``stop`` is set (or, with ``once``, until nothing is due)."""
         # Each text leaves a dozen objects alive for a while (claimed, sent, outcome waiting for
         # its batch); the collections they cause would otherwise walk the whole process.
+        self._stop = stop or asyncio.Event()
         with spare_collector():
-            return await self._run(stop or asyncio.Event(), once)
+            return await self._run(self._stop, once)
 
     async def _run(self, stop: asyncio.Event, once: bool) -> DispatchStats:
-        tasks = self._tasks
-        s = self.settings
         self._drained = False
+        fatal: BaseException | None = None
         try:
             while not stop.is_set():
-                # Cleared before anything this round awaits: a sender signalling meanwhile
-                # leaves it set, so the wait below cannot miss it.
-                self._wake.clear()
-                capacity = self._ahead - self._waiting
-                claimed: list[ClaimedMessage] = []
-                if self._may_claim():
-                    claimed = await asyncio.to_thread(self._claim, capacity)
-                    self._drained = len(claimed) < capacity
-                    await self._ensure_routes({m.agency_id for m in claimed})
-                    self._queue(claimed)
-                if self._should_flush():
-                    await self._flush()
-                if claimed:
-                    await asyncio.sleep(0)
-                    continue
-                if tasks and all(task.done() for task in tasks):
-                    await asyncio.sleep(0)  # let their done-callbacks take them out of the set
-                    continue
-                if tasks:
-                    # Woken when there is something to do (asyncio.wait over the senders would
-                    # re-register a callback on each of them every time round), or to write
-                    # the outcomes gathered within flush_seconds.
+                try:
+                    if await self._round(once):
+                        break
+                except Exception as exc:
+                    if once or not is_unavailable(exc):
+                        fatal = exc
+                        raise
+                    # The database is away: the outcomes gathered stay in memory (their permits
+                    # held, so sending pauses at the in-flight bound) until a write succeeds.
+                    delay = self.health.failed(exc)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=s.flush_seconds)
-                    continue
-                await self._flush(wait=True)
-                if once:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=s.poll_seconds)
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
         finally:
-            # Finish what was claimed: an abandoned text would only be sent again later, once
-            # its lease expired. Senders waiting for a permit get theirs as the outcomes before
-            # them are written.
-            while tasks:
-                await self._flush(wait=True)
-                await asyncio.wait(set(tasks), timeout=s.flush_seconds)
-            await self._flush(wait=True)
+            await self._wind_down(fatal)
         return self.stats
+
+    async def _round(self, once: bool) -> bool:
+        """One time round the loop; True when ``once`` finds nothing more to do."""
+        tasks = self._tasks
+        s = self.settings
+        # Cleared before anything this round awaits: a sender signalling meanwhile leaves it
+        # set, so the wait below cannot miss it.
+        self._wake.clear()
+        capacity = self._ahead - self._waiting - len(self._unrouted)
+        claimed: list[ClaimedMessage] = []
+        if self._may_claim():
+            self._unrouted += await asyncio.to_thread(self._claim, capacity)
+            self.health.progress()  # the database answered: any episode of failures is over
+            self._drained = len(self._unrouted) < capacity
+        if self._unrouted:
+            # Claimed texts wait here until their agencies' routes are loaded: a database
+            # failure in between must not lose track of them.
+            await self._ensure_routes({m.agency_id for m in self._unrouted})
+            claimed, self._unrouted = self._unrouted, []
+            self._queue(claimed)
+        if self._should_flush():
+            await self._flush()
+        if claimed:
+            await asyncio.sleep(0)
+            return False
+        if tasks and all(task.done() for task in tasks):
+            await asyncio.sleep(0)  # let their done-callbacks take them out of the set
+            return False
+        if tasks:
+            # Woken when there is something to do (asyncio.wait over the senders would
+            # re-register a callback on each of them every time round), or to write the
+            # outcomes gathered within flush_seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=s.flush_seconds)
+            return False
+        await self._flush(wait=True)
+        if once:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=s.poll_seconds)
+        return False
+
+    async def _wind_down(self, fatal: BaseException | None) -> None:
+        """Finish what was claimed, write every outcome, give back what was not sent.
+
+        After a normal stop the claimed texts are still sent: an abandoned text would only go
+        out later, once its lease expired. After a fatal error, or once the database has been
+        away for ``shutdown_seconds``, senders take no more texts: those waiting for a permit
+        have sent nothing and are stopped, those sending finish. What was claimed and not sent
+        is given back (queued, lease cleared) for another worker to send now.
+        """
+        s = self.settings
+        tasks = self._tasks
+        if fatal is not None:
+            self._closing = True
+        while tasks:
+            if not await self._write_outcomes():
+                self._closing = True  # the database stays away: send nothing more
+            if self._closing:
+                for task in self._at_permit:
+                    task.cancel()
+            await asyncio.wait(set(tasks), timeout=s.flush_seconds)
+        unsent = [m.id for m in self._unrouted]
+        unsent += [m.id for queue in self._queues.values() for m in queue]
+        self._unrouted.clear()
+        self._queues.clear()
+        if not await self._write_outcomes():
+            log.error(
+                "outcomes of %d text(s) could not be written: those texts go out again when "
+                "their lease ends",
+                len(self._outcomes),
+                extra={"unwritten": len(self._outcomes), "owner": self.owner},
+            )
+        if unsent:
+            await self._retrying("giving back unsent texts", lambda: self._give_back(unsent))
+
+    async def _write_outcomes(self) -> bool:
+        """Write every outcome gathered; False when the database would not take them for
+        ``shutdown_seconds``."""
+        return await self._retrying("writing outcomes", lambda: self._flush(wait=True))
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[None]]) -> bool:
+        """``step`` until it succeeds, backing off while the database is away (on the way out,
+        for ``shutdown_seconds`` at most)."""
+        deadline = time.monotonic() + self.settings.shutdown_seconds
+        while True:
+            try:
+                await step()
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() >= deadline:
+                    log.exception("%s failed on the way out", what)
+                    return False
+                delay = self.health.failed(exc)
+                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                continue
+            return True
+
+    async def _give_back(self, unsent: list[int]) -> None:
+        released = await asyncio.to_thread(self._release, unsent)
+        log.info(
+            "gave back %d claimed and unsent text(s)",
+            released,
+            extra={"released": released, "owner": self.owner},
+        )
 
     async def aclose(self) -> None:
         for route in self._routes.values():
@@ -230,7 +344,14 @@ class Dispatcher:
             self._flushing = asyncio.create_task(self._commit_outcomes(batch))
 
     async def _commit_outcomes(self, batch: list[Outcome]) -> None:
-        await asyncio.to_thread(self._record, batch)
+        try:
+            await asyncio.to_thread(self._record, batch)
+        except BaseException:
+            # Kept for the next write: a text the gateway took must be marked sent, or it goes
+            # out again when its lease ends.
+            self._outcomes[:0] = batch
+            raise
+        self.health.progress()
         for _ in batch:  # committed: these texts can no longer be sent twice
             self._permits.release()
         self._wake.set()  # the loop may write the outcomes that piled up meanwhile
@@ -243,6 +364,10 @@ class Dispatcher:
             claimed = repos.outbox.claim(now, lease, self.owner, limit)
         self.stats.claimed += len(claimed)
         return claimed
+
+    def _release(self, message_ids: list[int]) -> int:
+        with self.db.transaction() as repos:
+            return repos.outbox.release(message_ids, self.owner)
 
     def _record(self, batch: list[Outcome]) -> None:
         with self.db.transaction() as repos:
@@ -323,13 +448,21 @@ class Dispatcher:
     async def _send_from(self, agency_id: str, queue: deque[ClaimedMessage]) -> None:
         """One of an agency's senders: its texts one after the other until none is left."""
         try:
-            while queue:
+            while queue and not self._closing:
                 if self._senders[agency_id] > self._routes[agency_id].concurrency:
                     return  # the agency's concurrency was lowered meanwhile
                 message = queue.popleft()
+                current = asyncio.current_task()
+                assert current is not None
+                self._at_permit.add(current)
                 try:
                     await self._permits.acquire()
+                except BaseException:
+                    # Stopped while waiting: not sent, so it is given back with the queue.
+                    queue.appendleft(message)
+                    raise
                 finally:
+                    self._at_permit.discard(current)
                     # Counted as waiting until it has its permit: claimed and unsent texts stay
                     # within a batch of the in-flight bound.
                     self._waiting -= 1
@@ -405,9 +538,54 @@ class Dispatcher:
                     buffered=result.buffered,
                 )
                 self.stats.sent += 1
+        if outgoing is not None and route.gateway is not None:
+            self._count_streak(message.agency_id, route, outcome)
         if self.metrics is not None:
-            self.metrics.observe(outcome, time.perf_counter() - t0)
+            self.metrics.observe(message.agency_id, outcome, time.perf_counter() - t0)
         return outcome
+
+    def _count_streak(self, agency_id: str, route: _Route, outcome: Outcome) -> None:
+        """Temporary failures in a row of the agency's gateway: one warning when they reach
+        the threshold, one line when the gateway answers again."""
+        streak = self._streaks.get(agency_id)
+        if streak is None:
+            streak = self._streaks[agency_id] = _Streak()
+        if outcome.attempt_outcome == AttemptOutcome.TEMPORARY.value:
+            streak.failures += 1
+            threshold = self.settings.gateway_failures_before_warning
+            if not streak.warned and streak.failures >= threshold:
+                streak.warned = True
+                log.warning(
+                    "gateway of agency %s (%s) failed %d texts in a row; last: %s",
+                    agency_id,
+                    route.driver,
+                    streak.failures,
+                    outcome.description,
+                    extra={
+                        "agency": agency_id,
+                        "driver": route.driver,
+                        "failures": streak.failures,
+                        "http_status": outcome.http_status,
+                        "code": outcome.code,
+                    },
+                )
+        elif streak.failures:
+            if streak.warned:
+                log.info(
+                    "gateway of agency %s (%s) answers again after %d failures in a row",
+                    agency_id,
+                    route.driver,
+                    streak.failures,
+                    extra={
+                        "agency": agency_id,
+                        "driver": route.driver,
+                        "failures": streak.failures,
+                    },
+                )
+            streak.failures = 0
+            streak.warned = False
+        if self.metrics is not None:
+            self.metrics.gateway_streak(agency_id, route.driver, streak.failures)
 
     def _temporary(
         self,

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -17,10 +18,16 @@ from patronlink.services.import_patrons import LEASE, RunObserver
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
+from patronlink.worker.health import Backoff, Health, Loop
 from patronlink.worker.metrics import DispatchMetrics
 from patronlink.worker.scheduler import run_due_imports
 
 log = logging.getLogger("patronlink.worker")
+
+
+class WorkerFailed(Exception):
+    """A loop of the worker met a failure it cannot carry on after; the process should end
+    (non-zero) for its supervisor to start it again."""
 
 
 def dispatch_settings(settings: Settings) -> DispatchSettings:
@@ -30,7 +37,13 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
         lease_seconds=settings.dispatch_lease_seconds,
         poll_seconds=settings.dispatch_poll_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds),
+        gateway_failures_before_warning=settings.gateway_failures_before_warning,
     )
+
+
+def worker_health(settings: Settings) -> Health:
+    """The health of a worker's loops, backing off at most ``PATRONLINK_BACKOFF_CAP_SECONDS``."""
+    return Health(Backoff(cap=settings.backoff_cap_seconds))
 
 
 async def run_worker(
@@ -42,36 +55,82 @@ async def run_worker(
     once: bool = False,
     registry: CollectorRegistry | None = None,
     import_observer: RunObserver | None = None,
+    health: Health | None = None,
+    dispatch_metrics: DispatchMetrics | None = None,
 ) -> DispatchStats:
-    """The dispatcher, and beside it the import scheduler (not with ``once``)."""
+    """The dispatcher, and beside it the import scheduler (not with ``once``).
+
+    Both survive the database going away (they back off and carry on, ``health`` says how they
+    are). When either ends with a failure it cannot carry on after, the other is stopped too and
+    ``WorkerFailed`` is raised: a worker that no longer sends must not look alive.
+    """
+    health = health or worker_health(settings)
+    # The idle dispatcher goes round every poll; a busy one every flush. A minute without a
+    # round is a loop stuck, not a slow one.
+    stall = max(60.0, 10 * settings.dispatch_poll_seconds)
     dispatcher = Dispatcher(
         db,
         clock,
         build_gateway,
         settings=dispatch_settings(settings),
         environ=os.environ,
-        metrics=DispatchMetrics(registry) if registry is not None else None,
+        metrics=dispatch_metrics or (DispatchMetrics(registry) if registry is not None else None),
+        health=health.loop("dispatcher", log, stall_seconds=stall),
     )
     log.info("worker started", extra={"owner": dispatcher.owner, "once": once})
-    scheduler = None
+    # A stop of our own when one loop dies, so that the other ends as well.
+    halt = asyncio.Event()
+    relay = asyncio.create_task(_relay(stop, halt))
+    loops: dict[str, asyncio.Task[Any]] = {
+        "dispatcher": asyncio.create_task(dispatcher.run(halt, once=once))
+    }
     if not once:
-        scheduler = asyncio.create_task(
+        scheduler_loop = health.loop("scheduler", log)
+        loops["scheduler"] = asyncio.create_task(
             run_scheduler(
                 db,
                 clock,
-                stop,
+                halt,
                 settings.scheduler_interval_seconds,
                 import_observer,
                 lease=dt.timedelta(seconds=settings.import_lease_seconds),
+                health=scheduler_loop,
             )
         )
+    failed: list[tuple[str, BaseException]] = []
     try:
-        return await dispatcher.run(stop, once=once)
+        pending = set(loops.values())
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for name, task in loops.items():
+                if task in done and not task.cancelled() and task.exception() is not None:
+                    error = task.exception()
+                    assert error is not None
+                    failed.append((name, error))
+                    health.loops[name].stop(f"{type(error).__name__}: {error}")
+                    halt.set()
+                elif task in done:
+                    health.loops[name].stop("stopped")
+                    halt.set()
     finally:
+        relay.cancel()
+        halt.set()
+        for task in loops.values():
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*loops.values(), return_exceptions=True)
         await dispatcher.aclose()
-        if scheduler is not None:
-            await scheduler
         log.info("worker stopped", extra={"owner": dispatcher.owner})
+    if failed:
+        name, error = failed[0]
+        reason = f"{type(error).__name__}: {error}"
+        raise WorkerFailed(f"the {name} cannot carry on: {reason}") from error
+    return loops["dispatcher"].result()  # type: ignore[no-any-return]
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def run_scheduler(
@@ -82,17 +141,23 @@ async def run_scheduler(
     observer: RunObserver | None = None,
     *,
     lease: dt.timedelta = LEASE,
+    health: Loop | None = None,
 ) -> None:
-    """Start due imports every ``interval`` seconds until ``stop``; a failure is logged, not fatal.
+    """Start due imports every ``interval`` seconds until ``stop``; a failure is logged (once
+    while it lasts), not fatal: the next round comes after a back-off, at most ``interval``.
 
     Runs happen in a thread, one after another, so a long import never holds up dispatch.
     """
+    loop = health or Loop("scheduler", log, Backoff(), stall_seconds=None)
     while not stop.is_set():
+        wait = interval
         try:
             await asyncio.to_thread(
                 run_due_imports, db, clock, os.environ, observer=observer, lease=lease
             )
-        except Exception:
-            log.exception("import scheduler round failed; trying again next round")
+        except Exception as exc:  # noqa: BLE001 - an import bug must not stop the sends
+            wait = min(interval, loop.failed(exc))
+        else:
+            loop.progress()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
