@@ -19,6 +19,7 @@ from patronlink.storage.circulation import CirculationRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
 from patronlink.storage.patrons import PatronRepository
+from patronlink.storage.pauses import PauseRepository
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class Repositories:
     tokens: TokenRepository
     outbox: OutboxRepository
     inbound: InboundRepository
+    pauses: PauseRepository
 
 
 class Database:
@@ -59,6 +61,7 @@ class Database:
                 tokens=TokenRepository(conn),
                 outbox=OutboxRepository(conn),
                 inbound=InboundRepository(conn),
+                pauses=PauseRepository(conn),
             )
 
     @contextmanager

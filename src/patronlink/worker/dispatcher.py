@@ -45,7 +45,7 @@ from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config, sms_settings
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import ClaimedMessage, Outcome
+from patronlink.storage.outbox import NEVER_STALE, ClaimedMessage, Outcome
 from patronlink.worker.metrics import DispatchMetrics
 
 log = logging.getLogger("patronlink.dispatch")
@@ -63,6 +63,9 @@ class DispatchSettings:
     flush_size: int = 200
     routes_refresh_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A text first claimed longer than this after its send time goes to the error queue instead
+    # of out (a restored backup, a worker down for days); 0 sends every text however old.
+    max_age_seconds: float = 86400.0
 
 
 @dataclass
@@ -239,8 +242,10 @@ class Dispatcher:
     def _claim(self, limit: int) -> list[ClaimedMessage]:
         now = self.clock()
         lease = now + dt.timedelta(seconds=self.settings.lease_seconds)
+        max_age = self.settings.max_age_seconds
+        oldest = now - dt.timedelta(seconds=max_age) if max_age > 0 else NEVER_STALE
         with self.db.transaction() as repos:
-            claimed = repos.outbox.claim(now, lease, self.owner, limit)
+            claimed = repos.outbox.claim(now, lease, self.owner, limit, oldest)
         self.stats.claimed += len(claimed)
         return claimed
 
@@ -373,7 +378,9 @@ class Dispatcher:
             # Queued texts are checked; a number changed in the database by hand is not. Sent
             # again it would fail again: to the error queue, with the reason.
             problem = str(exc)
-        if outgoing is None or route.gateway is None:
+        if message.stale:
+            outcome = self._permanent(message, route, started, self._stale_reason(message))
+        elif outgoing is None or route.gateway is None:
             outcome = self._permanent(message, route, started, problem)
         else:
             try:
@@ -408,6 +415,14 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.observe(outcome, time.perf_counter() - t0)
         return outcome
+
+    def _stale_reason(self, message: ClaimedMessage) -> str:
+        hours = self.settings.max_age_seconds / 3600
+        return (
+            f"not sent: still queued more than {hours:g} h after its send time "
+            f"({message.send_at:%Y-%m-%d %H:%M} UTC), too late to be of use; retry it to send "
+            "it anyway (PATRONLINK_DISPATCH_MAX_AGE_SECONDS)"
+        )
 
     def _temporary(
         self,

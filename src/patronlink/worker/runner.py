@@ -14,6 +14,7 @@ from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.clock import Clock
 from patronlink.services.import_patrons import LEASE, RunObserver
+from patronlink.services.sms_pause import pause_sending
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
@@ -30,6 +31,7 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
         lease_seconds=settings.dispatch_lease_seconds,
         poll_seconds=settings.dispatch_poll_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds),
+        max_age_seconds=settings.dispatch_max_age_seconds,
     )
 
 
@@ -52,6 +54,20 @@ async def run_worker(
         environ=os.environ,
         metrics=DispatchMetrics(registry) if registry is not None else None,
     )
+    if settings.start_paused:
+        # Before the first claim: a restored backup must not send a single text (issue 14).
+        await asyncio.to_thread(
+            pause_sending,
+            db,
+            None,
+            f"PATRONLINK_START_PAUSED ({dispatcher.owner})",
+            clock,
+            reason="started paused",
+        )
+        log.warning(
+            "sending is paused for every agency (PATRONLINK_START_PAUSED): "
+            "`patronlink sms resume` sends the queued texts"
+        )
     log.info("worker started", extra={"owner": dispatcher.owner, "once": once})
     scheduler = None
     if not once:
