@@ -16,6 +16,7 @@ from patronlink.storage.agencies import (
     IntegrationUserRepository,
 )
 from patronlink.storage.circulation import CirculationRepository
+from patronlink.storage.idempotency import IdempotencyRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
 from patronlink.storage.patrons import PatronRepository
@@ -34,6 +35,7 @@ class Repositories:
     outbox: OutboxRepository
     inbound: InboundRepository
     pauses: PauseRepository
+    idempotency: IdempotencyRepository
 
 
 class Database:
@@ -62,6 +64,7 @@ class Database:
                 outbox=OutboxRepository(conn),
                 inbound=InboundRepository(conn),
                 pauses=PauseRepository(conn),
+                idempotency=IdempotencyRepository(conn),
             )
 
     @contextmanager
