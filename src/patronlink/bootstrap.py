@@ -7,5 +7,5 @@ from patronlink.storage.database import Database
 from patronlink.storage.engine import make_engine
 
 
-def build_database(settings: Settings) -> Database:
-    return Database(make_engine(settings))
+def build_database(settings: Settings, application_name: str = "patronlink") -> Database:
+    return Database(make_engine(settings, application_name))

@@ -22,8 +22,10 @@ EXIT_FAILED = 1
 class Context:
     """What every command needs, built on first use (so ``--help`` touches no database)."""
 
-    def __init__(self, database_url: str | None) -> None:
+    def __init__(self, database_url: str | None, command: str | None = None) -> None:
         self._database_url = database_url
+        # PostgreSQL's application_name: which command holds a connection (pg_stat_activity).
+        self.application_name = f"patronlink {command}" if command else "patronlink"
         self._settings: Any = None
         self._db: Any = None
 
@@ -42,7 +44,7 @@ class Context:
         if self._db is None:
             from patronlink.bootstrap import build_database
 
-            self._db = build_database(self.settings)
+            self._db = build_database(self.settings, self.application_name)
         return self._db
 
     def close(self) -> None:
@@ -59,10 +61,24 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 
 
 def _ensure_schema(ctx: Context) -> None:
-    from patronlink.storage.migrate import current_revision, head_revision
+    from patronlink.storage.migrate import schema_state
 
-    if current_revision(ctx.db.engine) != head_revision(ctx.db.engine):
-        fail("the database schema is not up to date: run `patronlink db upgrade` first")
+    state = schema_state(ctx.db.engine)
+    if state.up_to_date:
+        return
+    if state.newer:
+        message = (
+            f"the database schema is at revision {state.current}, newer than this patronlink "
+            f"(which expects {state.head}): it was upgraded by a newer version; run that version"
+        )
+        if not ctx.settings.allow_newer_schema:
+            fail(f"{message} (or set PATRONLINK_ALLOW_NEWER_SCHEMA=true, see docs/operations.md)")
+        click.echo(f"patronlink: warning: {message}; starting anyway", err=True)
+        return
+    fail(
+        f"the database schema is at revision {state.current or 'empty'}, older than this "
+        f"patronlink (which expects {state.head}): run `patronlink db upgrade` first"
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,7 +92,7 @@ def _ensure_schema(ctx: Context) -> None:
 @click.pass_context
 def main(click_ctx: click.Context, database_url: str | None) -> None:
     """patronlink: patron import, SMS, renewal by SMS and self-registration for libraries."""
-    click_ctx.obj = Context(database_url)
+    click_ctx.obj = Context(database_url, click_ctx.invoked_subcommand)
     click_ctx.call_on_close(click_ctx.obj.close)
 
 
@@ -88,12 +104,41 @@ def db() -> None:
 @db.command("upgrade")
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
-    """Create or migrate the schema to the newest version (safe to run again)."""
-    from patronlink.storage.migrate import current_revision, upgrade
+    """Create or migrate the schema to the newest version (safe to run again, and at once)."""
+    from sqlalchemy.exc import OperationalError
 
-    before = current_revision(ctx.db.engine)
-    upgrade(ctx.db.engine)
-    after = current_revision(ctx.db.engine)
+    from patronlink.storage.migrate import LOCK_NOT_AVAILABLE, NewerSchemaError, upgrade
+
+    settings = ctx.settings
+
+    def waiting() -> None:
+        click.echo("another `patronlink db upgrade` is running: waiting for it", err=True)
+
+    def retrying(attempt: int, delay: float) -> None:
+        click.echo(
+            f"a migration waited {settings.migration_lock_timeout_seconds:g} s for a table lock "
+            f"held by another transaction (attempt {attempt}); trying again in {delay:g} s",
+            err=True,
+        )
+
+    try:
+        before, after = upgrade(
+            ctx.db.engine,
+            lock_timeout_seconds=settings.migration_lock_timeout_seconds,
+            attempts=settings.migration_attempts,
+            on_wait=waiting,
+            on_retry=retrying,
+        )
+    except NewerSchemaError as exc:
+        fail(str(exc))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        fail(
+            f"a migration could not take a table lock within "
+            f"{settings.migration_lock_timeout_seconds:g} s in {settings.migration_attempts} "
+            "attempts: a long transaction holds it (see pg_stat_activity); nothing was changed"
+        )
     if before == after:
         click.echo(f"database schema is up to date ({after})")
     else:
@@ -443,6 +488,51 @@ def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
     for message_id in message_ids:
         move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock)
         click.echo(f"{message_id} cancelled")
+
+
+def _operator() -> str:
+    """Who runs a command, for the record of a pause: the login name, else the uid."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for the uid (containers)
+        return f"cli:uid {os.getuid()}"
+
+
+@sms.command("pause")
+@click.option("--agency", default=None, help="Only this agency (default: every agency).")
+@click.option("--reason", default=None, help="Why, shown to staff beside the pause.")
+@pass_ctx
+def sms_pause(ctx: Context, agency: str | None, reason: str | None) -> None:
+    """Stop sending: queued texts stay queued until `sms resume` (in every worker)."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.sms_pause import describe, pause_sending
+
+    _ensure_schema(ctx)
+    change = pause_sending(ctx.db, agency, _operator(), system_clock, reason=reason)
+    state = "paused" if change.changed else "was paused already"
+    click.echo(
+        f"sending {state} for {describe(change.scope)}; {change.queued} text(s) held in the queue"
+    )
+
+
+@sms.command("resume")
+@click.option("--agency", default=None, help="Only this agency (default: the pause of all).")
+@pass_ctx
+def sms_resume(ctx: Context, agency: str | None) -> None:
+    """Send again: end the pause of every agency (or of one, with --agency)."""
+    from patronlink.services.sms_pause import describe, resume_sending
+
+    _ensure_schema(ctx)
+    change = resume_sending(ctx.db, agency, _operator())
+    state = "resumed" if change.changed else "was not paused"
+    click.echo(f"sending {state} for {describe(change.scope)}; {change.queued} text(s) queued")
+    if change.still_paused:
+        click.echo(
+            f"still paused: {', '.join(describe(s) for s in change.still_paused)} "
+            "(resume each with --agency)"
+        )
 
 
 @main.group()

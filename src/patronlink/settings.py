@@ -115,6 +115,56 @@ class Settings(BaseSettings):
         description="serve /metrics on this port of PATRONLINK_HOST instead of the main port",
     )
 
+    # Operations (issue 14) ------------------------------------------------------------------
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each process keeps open (plan for the sum over "
+        "every process: (pool_size + max_overflow) x processes, below max_connections)",
+    )
+    database_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="extra PostgreSQL connections a process opens at peaks",
+    )
+    database_application_name: str | None = Field(
+        default=None,
+        max_length=63,
+        description="application_name of PostgreSQL connections (pg_stat_activity); default "
+        "'patronlink <command>', e.g. 'patronlink worker'",
+    )
+    migration_lock_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long a migration statement waits for a table lock before "
+        "`db upgrade` rolls back and tries again",
+    )
+    migration_attempts: int = Field(default=5, ge=1, le=100)
+    allow_newer_schema: bool = Field(
+        default=False,
+        description="start although the database was migrated by a newer version (for rolling "
+        "upgrades over migrations that docs/operations.md lists as safe)",
+    )
+    start_paused: bool = Field(
+        default=False,
+        description="pause sending everywhere when the worker starts (`sms resume` ends it); "
+        "for restores",
+    )
+    dispatch_max_age_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="a text not yet tried this long after its send time goes to the error queue "
+        "instead of out (0: never)",
+    )
+    idempotency_key_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="how long an Idempotency-Key of POST .../messages is remembered",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_postgres_scheme(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.storage.database import Database
 from patronlink.storage.import_runs import RunRow
 from patronlink.storage.overview import OverviewQueries
+from patronlink.storage.pauses import Pause
 
 DAY = dt.timedelta(hours=24)
 
@@ -28,6 +29,8 @@ class Dashboard:
     error_queue: int
     inbound_last_day: int
     sources: list[SourceStatus]
+    # Paused sending that holds this view's texts: every agency's pause, and the agency's own.
+    pauses: tuple[Pause, ...] = ()
 
 
 def dashboard(db: Database, agency_id: str | None, now: dt.datetime) -> Dashboard:
@@ -46,4 +49,9 @@ def dashboard(db: Database, agency_id: str | None, now: dt.datetime) -> Dashboar
                 SourceStatus(source_id, source_agency, last.get(source_id))
                 for source_id, source_agency, _ in repos.import_sources.list(agency_id)
             ],
+            pauses=tuple(
+                p
+                for p in repos.pauses.list()
+                if p.everywhere or agency_id is None or p.scope == agency_id
+            ),
         )

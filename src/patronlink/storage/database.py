@@ -17,9 +17,11 @@ from patronlink.storage.agencies import (
 )
 from patronlink.storage.circulation import CirculationRepository
 from patronlink.storage.failures import describe
+from patronlink.storage.idempotency import IdempotencyRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
 from patronlink.storage.patrons import PatronRepository
+from patronlink.storage.pauses import PauseRepository
 
 _WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0")
 
@@ -35,6 +37,8 @@ class Repositories:
     tokens: TokenRepository
     outbox: OutboxRepository
     inbound: InboundRepository
+    pauses: PauseRepository
+    idempotency: IdempotencyRepository
 
 
 class Database:
@@ -62,6 +66,8 @@ class Database:
                 tokens=TokenRepository(conn),
                 outbox=OutboxRepository(conn),
                 inbound=InboundRepository(conn),
+                pauses=PauseRepository(conn),
+                idempotency=IdempotencyRepository(conn),
             )
 
     @contextmanager

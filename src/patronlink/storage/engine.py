@@ -10,8 +10,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from patronlink.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Build the engine; for SQLite also create the directory and set WAL, foreign keys, timeout."""
+def make_engine(settings: Settings, application_name: str = "patronlink") -> Engine:
+    """Build the engine; for SQLite also create the directory and set WAL, foreign keys, timeout.
+
+    On PostgreSQL every connection carries ``application_name`` (the setting, or the one given
+    by the command), so that ``pg_stat_activity`` tells a worker from a server.
+    """
     url = settings.database_url
     if settings.is_sqlite:
         path = settings.sqlite_path()
@@ -42,7 +46,13 @@ def make_engine(settings: Settings) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        connect_args={"application_name": settings.database_application_name or application_name},
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

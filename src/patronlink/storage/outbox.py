@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from patronlink.domain.outbox import MessageStatus
 from patronlink.storage.import_driver import Driver
@@ -29,6 +29,10 @@ class NewMessage:
     next_attempt_at: dt.datetime | None = None
 
 
+# The default of ``claim``'s ``stale_before``: no text is that old.
+NEVER_STALE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedMessage:
     id: int
@@ -37,6 +41,8 @@ class ClaimedMessage:
     text: str
     attempts: int  # including the attempt this claim starts
     send_at: dt.datetime
+    # First claimed more than the maximum age after send_at: to the error queue, not out.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,34 +83,50 @@ _CLAIM_SET = """
 UPDATE messages
    SET status = 'sending', lease_until = ?, lease_owner = ?, attempts = attempts + 1,
        updated_at = ?"""
+#
+# Paused sending (``sms_pauses``: agencies, or '*' for all) is part of the claim: a paused text is
+# never taken, so it stays queued with no lease. The NOT IN over the small table is one hashed
+# lookup a row; the '*' test is evaluated once a statement (measured on SQLite with 20,000 due
+# texts: +65 µs a 200-text pick, 0.3 µs a text; the dispatch benchmark cannot see it).
+# ``stale`` marks a text claimed for the first time more than the maximum age after its send
+# time (values: the oldest send time still sent); the dispatcher puts it on the error queue
+# instead of sending it.
+_NOT_PAUSED = (
+    "agency_id NOT IN (SELECT scope FROM sms_pauses)"
+    " AND NOT EXISTS (SELECT 1 FROM sms_pauses WHERE scope = '*')"
+)
 _CLAIM = (
     _CLAIM_SET  # noqa: S608 - our own text
     + """
  WHERE id IN (
        SELECT id FROM messages
-        WHERE {due}
+        WHERE {due} AND {not_paused}
         ORDER BY {order}
         LIMIT ?
         {lock})
-RETURNING id, agency_id, to_number, text, attempts, send_at
+RETURNING id, agency_id, to_number, text, attempts, send_at, (attempts = 1 AND send_at < ?)
 """
 )
 _EXPIRED = {"due": "status = 'sending' AND lease_until < ?", "order": "lease_until, id"}
 _QUEUED = {"due": "status = 'queued' AND next_attempt_at <= ?", "order": "next_attempt_at, id"}
 CLAIM_POSTGRESQL = tuple(
-    _CLAIM.format(lock="FOR UPDATE SKIP LOCKED", **part) for part in (_EXPIRED, _QUEUED)
+    _CLAIM.format(lock="FOR UPDATE SKIP LOCKED", not_paused=_NOT_PAUSED, **part)
+    for part in (_EXPIRED, _QUEUED)
 )
 # SQLite: the same two halves, each as a read of the due texts into one JSON value and an UPDATE
 # of those ids. A RETURNING row is one step of the statement, and every step gives the
 # interpreter's lock back to the busy event loop and waits to get it again; this is two steps.
 _CLAIM_SQLITE_PICK = """
-SELECT json_group_array(json_array(id, agency_id, to_number, text, attempts + 1, send_at))
+SELECT json_group_array(json_array(id, agency_id, to_number, text, attempts + 1, send_at,
+                                   attempts = 0 AND send_at < ?))
   FROM (SELECT id, agency_id, to_number, text, attempts, send_at FROM messages
-         WHERE {due}
+         WHERE {due} AND {not_paused}
          ORDER BY {order}
          LIMIT ?)
 """
-CLAIM_SQLITE = tuple(_CLAIM_SQLITE_PICK.format(**part) for part in (_EXPIRED, _QUEUED))
+CLAIM_SQLITE = tuple(
+    _CLAIM_SQLITE_PICK.format(not_paused=_NOT_PAUSED, **part) for part in (_EXPIRED, _QUEUED)
+)
 CLAIM_SQLITE_MARK = _CLAIM_SET + "\n WHERE id IN (SELECT value FROM json_each(?))\n"  # noqa: S608 - our own text
 
 
@@ -232,9 +254,20 @@ class OutboxRepository:
         )
 
     def claim(
-        self, now: dt.datetime, lease_until: dt.datetime, owner: str, limit: int
+        self,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        owner: str,
+        limit: int,
+        stale_before: dt.datetime = NEVER_STALE,
     ) -> list[ClaimedMessage]:
+        """Take up to ``limit`` due texts of agencies not paused, leased to ``owner``.
+
+        A text claimed for the first time whose send time is before ``stale_before`` comes back
+        with ``stale`` set.
+        """
         at, lease = bind_time(self._conn, now), bind_time(self._conn, lease_until)
+        oldest = bind_time(self._conn, stale_before)
         rows: list[Any] = []
         # On the driver itself: up to hundreds of rows a claim, and SQLAlchemy's row processing
         # ran in the thread that the dispatcher's event loop waits on for the GIL.
@@ -243,11 +276,12 @@ class OutboxRepository:
             if len(rows) >= limit:
                 break
             if driver.postgres:
-                values = (lease, owner, at, at, limit - len(rows))
+                values = (lease, owner, at, at, limit - len(rows), oldest)
                 rows += driver.rows(CLAIM_POSTGRESQL[half], values)
                 continue
             # BEGIN IMMEDIATE holds the database: nothing changes between the read and the mark.
-            picked = json.loads(driver.rows(CLAIM_SQLITE[half], (at, limit - len(rows)))[0][0])
+            pick = (oldest, at, limit - len(rows))
+            picked = json.loads(driver.rows(CLAIM_SQLITE[half], pick)[0][0])
             if picked:
                 ids = json.dumps([row[0] for row in picked])
                 driver.rows(CLAIM_SQLITE_MARK, (lease, owner, at, ids))
@@ -261,8 +295,9 @@ class OutboxRepository:
                 text=body,
                 attempts=int(attempts),
                 send_at=utc(send_at),
+                stale=bool(stale),
             )
-            for id_, agency_id, to_number, body, attempts, send_at in rows
+            for id_, agency_id, to_number, body, attempts, send_at, stale in rows
         ]
 
     def record(self, outcomes: Sequence[Outcome], owner: str) -> int:
@@ -366,8 +401,11 @@ class OutboxRepository:
         conds = [*self._conditions(f), messages.c.status.in_([s.value for s in from_statuses])]
         values: dict[str, Any] = {"status": to.value, "updated_at": now}
         if to is MessageStatus.QUEUED:
-            # A staff retry gives the message a fresh round of attempts, due now.
-            values.update(next_attempt_at=now, attempts=0)
+            # A staff retry gives the message a fresh round of attempts, due now. A send time
+            # gone by becomes now, so that a text put on the error queue for its age (or one
+            # old on the queue) is sent when staff ask for it rather than found stale again.
+            send_at = case((messages.c.send_at < now, now), else_=messages.c.send_at)
+            values.update(next_attempt_at=now, attempts=0, send_at=send_at)
         result = self._conn.execute(
             update(messages).where(*conds).values(**values).returning(messages.c.id)
         )

@@ -353,3 +353,35 @@ auth_throttle = Table(
     Column("trusted_until", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False, index=True),
 )
+
+# --- Operations: pauses and idempotency keys (issue 14, migration 0010) -------------------------
+
+# Sending paused: one row per agency (its ISIL) or one row with scope '*' for every agency. Texts
+# of a paused agency stay queued; the claim skips them. No foreign key: '*' is no agency.
+PAUSE_EVERYWHERE = "*"
+sms_pauses = Table(
+    "sms_pauses",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("paused_at", UTCDateTime, nullable=False),
+    Column("paused_by", String(100), nullable=False),  # cli:<user>, start-paused:<host>, staff
+    Column("reason", Text),
+)
+
+# ``Idempotency-Key`` of POST .../messages: the first request's message, per token and agency.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of the canonical body
+    Column(
+        "message_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

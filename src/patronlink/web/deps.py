@@ -51,6 +51,7 @@ def refuse_nul_in_url(request: Request) -> None:
 
 DbDep = Annotated[Database, Depends(get_db)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def token_scope(

@@ -5,15 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from patronlink.domain import phone
+from patronlink.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from patronlink.domain.idempotency import MAX_KEY_LENGTH, parse_key
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services import outbox
 from patronlink.services.agencies import require_agency
+from patronlink.services.idempotent_send import queue_sms_once
 from patronlink.storage.outbox import MessageFilter
-from patronlink.web.deps import AgencyDep, ClockDep, DbDep, refuse_nul_in_url
+from patronlink.web.deps import (
+    AgencyDep,
+    ClockDep,
+    DbDep,
+    ScopeDep,
+    SettingsDep,
+    refuse_nul_in_url,
+)
 from patronlink.web.schemas import (
     BODY_ERRORS,
     ErrorOut,
@@ -123,14 +133,56 @@ def _detail(db: Any, message_id: int, agency: str) -> MessageDetailOut:
     )
 
 
-@router.post("", status_code=201, response_model=MessageDetailOut, responses=BODY_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageDetailOut,
+    responses={
+        **BODY_ERRORS,
+        422: {
+            "model": ErrorOut,
+            "description": "invalid body, or an Idempotency-Key used before for another request",
+        },
+    },
+)
 def queue_message(
-    agency: AgencyDep, body: MessageIn, db: DbDep, clock: ClockDep
+    agency: AgencyDep,
+    body: MessageIn,
+    db: DbDep,
+    clock: ClockDep,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description="A key of the client's choosing (a UUID), sent again with a retry of "
+            "the same request: the retry gets the first request's message and queues nothing. "
+            f"Remembered per token and agency for PATRONLINK_IDEMPOTENCY_KEY_HOURS (24 h); "
+            f"1-{MAX_KEY_LENGTH} visible ASCII characters, quoted or bare.",
+        ),
+    ] = None,
 ) -> MessageDetailOut:
-    message_id = outbox.queue_sms(
-        db, agency, body.to, body.text, clock, send_at=body.send_at, origin="staff"
+    if idempotency_key is None:
+        message_id = outbox.queue_sms(
+            db, agency, body.to, body.text, clock, send_at=body.send_at, origin="staff"
+        )
+        return _detail(db, message_id, agency)
+    queued = queue_sms_once(
+        db,
+        agency,
+        scope.token_id,
+        parse_key(idempotency_key),
+        body.to,
+        body.text,
+        clock,
+        send_at=body.send_at,
+        lifetime=dt.timedelta(hours=settings.idempotency_key_hours),
     )
-    return _detail(db, message_id, agency)
+    if queued.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _detail(db, queued.message_id, agency)
 
 
 @router.get("", response_model=list[MessageOut])

@@ -54,7 +54,7 @@ from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config, sms_settings
 from patronlink.storage.database import Database
 from patronlink.storage.failures import is_unavailable
-from patronlink.storage.outbox import ClaimedMessage, Outcome
+from patronlink.storage.outbox import NEVER_STALE, ClaimedMessage, Outcome
 from patronlink.worker.health import Backoff, Loop
 from patronlink.worker.metrics import DispatchMetrics
 
@@ -79,6 +79,9 @@ class DispatchSettings:
     # On the way out, how long to keep trying to write outcomes and give back unsent texts
     # while the database is away.
     shutdown_seconds: float = 30.0
+    # A text first claimed longer than this after its send time goes to the error queue instead
+    # of out (a restored backup, a worker down for days); 0 sends every text however old.
+    max_age_seconds: float = 86400.0
 
 
 @dataclass
@@ -360,8 +363,10 @@ class Dispatcher:
     def _claim(self, limit: int) -> list[ClaimedMessage]:
         now = self.clock()
         lease = now + dt.timedelta(seconds=self.settings.lease_seconds)
+        max_age = self.settings.max_age_seconds
+        oldest = now - dt.timedelta(seconds=max_age) if max_age > 0 else NEVER_STALE
         with self.db.transaction() as repos:
-            claimed = repos.outbox.claim(now, lease, self.owner, limit)
+            claimed = repos.outbox.claim(now, lease, self.owner, limit, oldest)
         self.stats.claimed += len(claimed)
         return claimed
 
@@ -506,7 +511,9 @@ class Dispatcher:
             # Queued texts are checked; a number changed in the database by hand is not. Sent
             # again it would fail again: to the error queue, with the reason.
             problem = str(exc)
-        if outgoing is None or route.gateway is None:
+        if message.stale:
+            outcome = self._permanent(message, route, started, self._stale_reason(message))
+        elif outgoing is None or route.gateway is None:
             outcome = self._permanent(message, route, started, problem)
         else:
             try:
@@ -586,6 +593,14 @@ class Dispatcher:
             streak.warned = False
         if self.metrics is not None:
             self.metrics.gateway_streak(agency_id, route.driver, streak.failures)
+
+    def _stale_reason(self, message: ClaimedMessage) -> str:
+        hours = self.settings.max_age_seconds / 3600
+        return (
+            f"not sent: still queued more than {hours:g} h after its send time "
+            f"({message.send_at:%Y-%m-%d %H:%M} UTC), too late to be of use; retry it to send "
+            "it anyway (PATRONLINK_DISPATCH_MAX_AGE_SECONDS)"
+        )
 
     def _temporary(
         self,

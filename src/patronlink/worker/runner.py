@@ -15,6 +15,7 @@ from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.clock import Clock
 from patronlink.services.import_patrons import LEASE, RunObserver
+from patronlink.services.sms_pause import pause_sending
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
@@ -38,6 +39,7 @@ def dispatch_settings(settings: Settings) -> DispatchSettings:
         poll_seconds=settings.dispatch_poll_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds),
         gateway_failures_before_warning=settings.gateway_failures_before_warning,
+        max_age_seconds=settings.dispatch_max_age_seconds,
     )
 
 
@@ -77,6 +79,20 @@ async def run_worker(
         metrics=dispatch_metrics or (DispatchMetrics(registry) if registry is not None else None),
         health=health.loop("dispatcher", log, stall_seconds=stall),
     )
+    if settings.start_paused:
+        # Before the first claim: a restored backup must not send a single text (issue 14).
+        await asyncio.to_thread(
+            pause_sending,
+            db,
+            None,
+            f"PATRONLINK_START_PAUSED ({dispatcher.owner})",
+            clock,
+            reason="started paused",
+        )
+        log.warning(
+            "sending is paused for every agency (PATRONLINK_START_PAUSED): "
+            "`patronlink sms resume` sends the queued texts"
+        )
     log.info("worker started", extra={"owner": dispatcher.owner, "once": once})
     # A stop of our own when one loop dies, so that the other ends as well.
     halt = asyncio.Event()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from patronlink.storage.tables import metadata
 
@@ -19,5 +19,12 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        lock_timeout_ms = context.config.attributes.get("lock_timeout_ms")
+        if lock_timeout_ms and connection.dialect.name == "postgresql":
+            # Local to the migration's transaction: the pooled connection keeps no trace.
+            connection.execute(
+                text("SELECT set_config('lock_timeout', :ms, true)"),
+                {"ms": f"{int(lock_timeout_ms)}ms"},
+            )
         context.run_migrations()
     connection.commit()

@@ -44,6 +44,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "inbound_24h": ("Indgående SMS seneste døgn", "Inbound SMS in the last 24 hours"),
     "last_imports": ("Seneste import pr. kilde", "Last import per source"),
     "never_run": ("aldrig kørt", "never run"),
+    "sms_paused_everywhere": (
+        "Afsendelse af SMS er sat på pause for alle biblioteker siden {since}.",
+        "Sending texts is paused for every library since {since}.",
+    ),
+    "sms_paused_agency": (
+        "Afsendelse af SMS er sat på pause for {agency} siden {since}.",
+        "Sending texts is paused for {agency} since {since}.",
+    ),
+    "sms_paused_resume": (
+        "Beskederne venter i køen og sendes, når driften genoptager afsendelsen.",
+        "Texts wait in the queue and go out when operations resume sending.",
+    ),
     # filters and tables
     "filter": ("Filtrér", "Filter"),
     "search": ("Søg", "Search"),
