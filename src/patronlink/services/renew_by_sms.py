@@ -52,6 +52,9 @@ class InboundRequest:
     countrycode: str
     number: str
     text: str
+    # The caller proved the request came from the agency's provider another way (GatewayAPI's
+    # JWT, checked in ``patronlink.web.provider_callbacks``): no integration user is checked.
+    preauthenticated: bool = False
 
 
 @dataclass
@@ -191,7 +194,7 @@ def _receive(
     if found is None:
         raise NotFound(f"agency {request.agency!r} does not exist")
     agency, settings, stored = found
-    if not passwords.remembered(stored, request.password):
+    if not request.preauthenticated and not passwords.remembered(stored, request.password):
         raise _Unverified(stored)
     if not settings.get("renewal", {}).get("sms_enabled", False):
         raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,15 +21,17 @@ from patronlink.web import (
     imports_api,
     inbound_api,
     messages_api,
+    provider_callbacks,
     rest_dlf,
     sms_gateway,
 )
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
+from patronlink.web.provider_callbacks import DeliveryReportMetrics
 from patronlink.web.sms_gateway import InboundBatcher, Throttle
 from patronlink.web.staff import install as install_staff_ui
-from patronlink.worker.metrics import QueueDepthCollector
+from patronlink.worker.metrics import DeliveryCollector, QueueDepthCollector
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -82,9 +85,14 @@ def create_app(
         settings.inbound_failures_before_throttle, settings.inbound_throttle_seconds
     )
     app.state.inbound_batcher = InboundBatcher(db, app.state.passwords, clock)
+    # Provider callbacks (issue 16): gateway secrets written as ${VAR} resolve from here.
+    app.state.environ = os.environ
+    app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
+    metrics.registry.register(DeliveryCollector(db))
     install_error_handlers(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
     app.include_router(sms_gateway.router)
+    app.include_router(provider_callbacks.router)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(messages_api.router)

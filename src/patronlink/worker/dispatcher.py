@@ -100,6 +100,7 @@ class Dispatcher:
         metrics: DispatchMetrics | None = None,
         owner: str | None = None,
         rng: Callable[[], float] = random.random,
+        public_url: str = "",
     ) -> None:
         self.db = db
         self.clock = clock
@@ -109,6 +110,8 @@ class Dispatcher:
         self.metrics = metrics
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.rng = rng
+        # Where providers send delivery reports (``Settings.callback_base``); empty: nowhere.
+        self.public_url = public_url
         self.stats = DispatchStats()
         self._routes: dict[str, _Route] = {}
         self._routes_loaded_at = -1e9
@@ -293,7 +296,8 @@ class Dispatcher:
                         schedules=can_schedule(driver),
                     )
                     try:
-                        route.gateway = self.factory(gateway_config(agency, sms, self.environ))
+                        config = gateway_config(agency, sms, self.environ, self.public_url)
+                        route.gateway = self.factory(config)
                     except ConfigError as exc:
                         route.config_error = f"gateway configuration: {exc}"
                     return route
@@ -368,7 +372,9 @@ class Dispatcher:
         outgoing: OutgoingSms | None = None
         problem = route.config_error or "no gateway"
         try:
-            outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
+            outgoing = OutgoingSms(
+                to=message.to_number, text=message.text, send_at=schedule_at, message_id=message.id
+            )
         except InvalidPhoneNumber as exc:
             # Queued texts are checked; a number changed in the database by hand is not. Sent
             # again it would fail again: to the error queue, with the reason.
@@ -403,6 +409,7 @@ class Dispatcher:
                     description=result.description,
                     gateway_message_id=result.gateway_message_id,
                     buffered=result.buffered,
+                    delivery="pending" if result.reports_expected else "none",
                 )
                 self.stats.sent += 1
         if self.metrics is not None:

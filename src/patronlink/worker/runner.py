@@ -51,6 +51,7 @@ async def run_worker(
         settings=dispatch_settings(settings),
         environ=os.environ,
         metrics=DispatchMetrics(registry) if registry is not None else None,
+        public_url=settings.callback_base(),
     )
     log.info("worker started", extra={"owner": dispatcher.owner, "once": once})
     scheduler = None

@@ -1,0 +1,333 @@
+"""What SMS providers call back on: delivery reports and inbound texts in their own formats.
+
+::
+
+    POST /sms/dlr/linkmobility/{agencyId}  LINK's delivery report    Basic (integration user)
+    GET  /sms/dlr/kannel/{agencyId}        Kannel's dlr-url          HMAC of the message id
+    POST /sms/dlr/gatewayapi/{agencyId}    GatewayAPI status webhook X-Gwapi-Signature (HS256 JWT)
+    POST /sms/mo/linkmobility/{agencyId}   LINK's MO JSON            Basic (integration user)
+    POST /sms/mo/gatewayapi/{agencyId}     GatewayAPI MO webhook     X-Gwapi-Signature (HS256 JWT)
+
+Every call is authenticated before anything is read from its body: a wrong credential is 401
+and writes nothing, and counts towards the same throttle as the seed's SMS callback. A report on
+a text we do not know is answered 200 (and logged), so that the provider stops retrying; a body
+that is not the provider's shape is 400; nothing the caller sends makes a 5xx. Inbound texts go
+through the same batcher as ``/rest/{agencyId}/smsgateway`` and renew exactly like it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+import jwt
+from fastapi import APIRouter, Path, Request, Response
+from prometheus_client import CollectorRegistry, Counter
+
+from patronlink.domain.delivery import Report
+from patronlink.domain.errors import NotFound, Unauthenticated, ValidationError
+from patronlink.domain.provider_formats import (
+    InboundText,
+    gatewayapi_inbound,
+    gatewayapi_report,
+    kannel_report,
+    linkmobility_inbound,
+    linkmobility_report,
+)
+from patronlink.services.delivery_reports import (
+    CallbackAgency,
+    callback_agency,
+    check_integration_user,
+    check_kannel_signature,
+    record_reports,
+)
+from patronlink.services.renew_by_sms import InboundRequest
+from patronlink.web.sms_gateway import InboundBatcher, Throttle
+
+router = APIRouter(tags=["sms provider callbacks"])
+
+_AGENCY = "ISIL (DK-761500) or bare number (761500)"
+SIGNATURE_HEADER = "X-Gwapi-Signature"
+BODY_SECONDS = 30
+
+
+class DeliveryReportMetrics:
+    """Reports received, by provider and what they did (delivered, failed, pending, ignored,
+    unknown)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reports = Counter(
+            "patronlink_sms_delivery_reports",
+            "Delivery reports received, by provider and outcome",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+
+    def observe(self, provider: str, reports: list[Report], results: list[str]) -> None:
+        for report, result in zip(reports, results, strict=True):
+            outcome = report.state.value if result == "applied" else result
+            self.reports.labels(provider, outcome).inc()
+
+
+def _plain(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        message + "\n", status_code=status, media_type="text/plain", headers=dict(headers or {})
+    )
+
+
+_OK = b"OK\n"  # LINK can be set to require a body; "OK" is the usual one, and harmless otherwise
+
+
+def _ok() -> Response:
+    return Response(_OK, status_code=200, media_type="text/plain")
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.inbound_throttle
+    if throttle.blocked(_client(request)):
+        raise _Refused(
+            _plain(429, "too many failed logins; try again later", {"Retry-After": "60"})
+        )
+    return throttle
+
+
+def _unauthorised(request: Request, throttle: Throttle, why: str, scheme: str) -> _Refused:
+    throttle.failed(_client(request))
+    return _Refused(_plain(401, why, {"WWW-Authenticate": scheme}))
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    """User and password of RFC 7617 Basic credentials; None when absent or unreadable."""
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded or len(encoded) > 2048:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user or "\x00" in decoded:
+        return None
+    return user, password
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await asyncio.wait_for(request.body(), timeout=BODY_SECONDS)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _Refused(_plain(400, "the body is not JSON")) from exc
+
+
+async def _integration_user(request: Request, agency_id: str) -> CallbackAgency:
+    """LINK: the agency, if the Basic credentials are one of its integration users."""
+    throttle = _throttle(request)
+    credentials = _basic(request)
+    if credentials is None:
+        raise _unauthorised(request, throttle, "credentials required", 'Basic realm="patronlink"')
+    try:
+        found = await anyio.to_thread.run_sync(
+            check_integration_user,
+            request.app.state.db,
+            request.app.state.passwords,
+            agency_id,
+            *credentials,
+        )
+    except NotFound as exc:
+        raise _Refused(_plain(404, str(exc))) from exc
+    except Unauthenticated as exc:
+        raise _unauthorised(
+            request, throttle, "wrong user or password", 'Basic realm="patronlink"'
+        ) from exc
+    throttle.succeeded(_client(request))
+    return found
+
+
+async def _agency(request: Request, agency_id: str) -> CallbackAgency:
+    try:
+        return await anyio.to_thread.run_sync(callback_agency, request.app.state.db, agency_id)
+    except NotFound as exc:
+        raise _Refused(_plain(404, str(exc))) from exc
+
+
+async def _gatewayapi_claims(request: Request, agency_id: str) -> tuple[CallbackAgency, Any]:
+    """GatewayAPI: the agency and the call's data, once the JWT verifies with its secret.
+
+    The JWT's claims are the callback's own fields (GatewayAPI's docs decode one to ``id``,
+    ``msisdn``, ``status``, ...); they are what is read, the body only filling in fields the
+    token lacks, so a valid token cannot be replayed with a different body's meaning.
+    """
+    throttle = _throttle(request)
+    found = await _agency(request, agency_id)
+    secret = found.secret("webhook_secret", request.app.state.environ)
+    token = request.headers.get(SIGNATURE_HEADER, "")
+    if not secret or found.sms.get("driver") != "gatewayapi":
+        raise _unauthorised(request, throttle, "this agency takes no GatewayAPI webhooks", "JWT")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": [], "verify_aud": False}
+        )
+    except jwt.PyJWTError as exc:
+        raise _unauthorised(request, throttle, "bad X-Gwapi-Signature", "JWT") from exc
+    throttle.succeeded(_client(request))
+    body = await _json_body(request)
+    if isinstance(body, dict):
+        return found, {**body, **claims}
+    return found, claims if isinstance(claims, dict) and claims else body
+
+
+async def _record(request: Request, provider: str, agency_id: str, report: Report) -> Response:
+    reports = [report]
+    results = await anyio.to_thread.run_sync(
+        record_reports, request.app.state.db, agency_id, provider, reports, request.app.state.clock
+    )
+    request.app.state.report_metrics.observe(provider, reports, results)
+    return _ok()
+
+
+def _refusal(exc: Exception) -> Response:
+    if isinstance(exc, _Refused):
+        return exc.response
+    assert isinstance(exc, ValidationError)
+    return _plain(400, str(exc))
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "taken (also for a report on a text we do not know)"},
+    400: {"description": "the body is not the provider's format"},
+    401: {"description": "wrong or missing credentials; nothing written"},
+    404: {"description": "no such agency"},
+    429: {"description": "too many failed logins from this address"},
+}
+
+
+@router.post("/sms/dlr/linkmobility/{agency_id}", response_class=Response, responses=_RESPONSES)
+async def linkmobility_dlr(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY, max_length=64)]
+) -> Response:
+    """LINK Mobility's delivery report (SMS REST API MT/DLR 1.18)."""
+    try:
+        found = await _integration_user(request, agency_id)
+        report = linkmobility_report(await _json_body(request))
+    except (_Refused, ValidationError) as exc:
+        return _refusal(exc)
+    return await _record(request, "linkmobility", found.agency.id, report)
+
+
+@router.get("/sms/dlr/kannel/{agency_id}", response_class=Response, responses=_RESPONSES)
+async def kannel_dlr(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY, max_length=64)]
+) -> Response:
+    """Kannel's delivery report: the ``dlr-url`` the kannel driver gave it, filled in."""
+    try:
+        throttle = _throttle(request)
+        params = _query(request)
+        found = await _agency(request, agency_id)
+        message_id = params.get("id", "")
+        if not (message_id.isascii() and message_id.isdigit()) or len(message_id) > 18:
+            raise _unauthorised(request, throttle, "no message id", "HMAC")
+        try:
+            check_kannel_signature(
+                found, int(message_id), params.get("sig", ""), request.app.state.environ
+            )
+        except Unauthenticated as exc:
+            raise _unauthorised(request, throttle, str(exc), "HMAC") from exc
+        report = kannel_report(int(message_id), params)
+    except (_Refused, ValidationError) as exc:
+        return _refusal(exc)
+    return await _record(request, "kannel", found.agency.id, report)
+
+
+def _query(request: Request) -> dict[str, str]:
+    raw = request.scope.get("query_string", b"")
+    try:
+        pairs = parse_qsl(
+            raw.decode("ascii"), keep_blank_values=True, errors="replace", max_num_fields=20
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _Refused(_plain(400, "the query string is not readable")) from exc
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        values.setdefault(name, value.replace("\x00", "")[:600])
+    return values
+
+
+@router.post("/sms/dlr/gatewayapi/{agency_id}", response_class=Response, responses=_RESPONSES)
+async def gatewayapi_dlr(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY, max_length=64)]
+) -> Response:
+    """GatewayAPI's status callback, signed in ``X-Gwapi-Signature``."""
+    try:
+        found, data = await _gatewayapi_claims(request, agency_id)
+        report = gatewayapi_report(data)
+    except (_Refused, ValidationError) as exc:
+        return _refusal(exc)
+    return await _record(request, "gatewayapi", found.agency.id, report)
+
+
+async def _renew(request: Request, inbound: InboundRequest) -> Response:
+    batcher: InboundBatcher = request.app.state.inbound_batcher
+    status, message = await batcher.handle(inbound)
+    if status != 200:
+        return _plain(status, message)
+    return Response(b"", status_code=200, media_type="text/plain")
+
+
+def _inbound(agency: str, text: InboundText, user: str = "", password: str = "") -> InboundRequest:
+    return InboundRequest(
+        agency=agency,
+        user=user,
+        password=password,
+        shortcode=text.shortcode or "-",
+        countrycode="",  # the number is international; the agency's country is the fallback
+        number=text.number,
+        text=text.text,
+        preauthenticated=not user,
+    )
+
+
+@router.post("/sms/mo/linkmobility/{agency_id}", response_class=Response, responses=_RESPONSES)
+async def linkmobility_mo(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY, max_length=64)]
+) -> Response:
+    """A patron's text as LINK Mobility forwards it (SMS REST API MO 1.7); renews like the
+    seed's callback."""
+    try:
+        found = await _integration_user(request, agency_id)
+        text = linkmobility_inbound(await _json_body(request))
+    except (_Refused, ValidationError) as exc:
+        return _refusal(exc)
+    credentials = _basic(request)
+    assert credentials is not None  # checked by _integration_user
+    # The batcher checks the user again, as for /rest/{agencyId}/smsgateway (remembered: cheap).
+    return await _renew(request, _inbound(found.agency.id, text, *credentials))
+
+
+@router.post("/sms/mo/gatewayapi/{agency_id}", response_class=Response, responses=_RESPONSES)
+async def gatewayapi_mo(
+    request: Request, agency_id: Annotated[str, Path(description=_AGENCY, max_length=64)]
+) -> Response:
+    """A patron's text as GatewayAPI's MO webhook forwards it; renews like the seed's callback."""
+    try:
+        found, data = await _gatewayapi_claims(request, agency_id)
+        text = gatewayapi_inbound(data)
+    except (_Refused, ValidationError) as exc:
+        return _refusal(exc)
+    return await _renew(request, _inbound(found.agency.id, text))
