@@ -215,12 +215,18 @@ def _refusal(exc: Exception) -> Response:
     return _plain(400, str(exc))
 
 
+def _text(description: str) -> dict[str, object]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 _RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"description": "taken (also for a report on a text we do not know)"},
-    400: {"description": "the body is not the provider's format"},
-    401: {"description": "wrong or missing credentials; nothing written"},
-    404: {"description": "no such agency"},
-    429: {"description": "too many failed logins from this address"},
+    200: _text("taken (also a report on a text we do not know); inbound texts: an empty body"),
+    400: _text("the body is not the provider's format"),
+    401: _text("wrong or missing credentials; nothing written"),
+    403: _text("inbound texts: renewal by SMS is switched off for the agency"),
+    404: _text("no such agency"),
+    413: _text("the body is larger than 1 MiB"),
+    429: _text("too many failed logins from this address; try again later"),
 }
 
 
