@@ -28,7 +28,7 @@ from patronlink.web import (
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
-from patronlink.web.provider_callbacks import DeliveryReportMetrics
+from patronlink.web.provider_callbacks import DeliveryReportMetrics, ReportBatcher
 from patronlink.web.sms_gateway import InboundBatcher, Throttle
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.metrics import DeliveryCollector, QueueDepthCollector
@@ -88,6 +88,7 @@ def create_app(
     # Provider callbacks (issue 16): gateway secrets written as ${VAR} resolve from here.
     app.state.environ = os.environ
     app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
+    app.state.report_batcher = ReportBatcher(db, app.state.passwords, clock)
     metrics.registry.register(DeliveryCollector(db))
     install_error_handlers(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
