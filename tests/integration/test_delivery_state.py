@@ -233,3 +233,44 @@ def test_next_attempt_after_retry_is_now(db: Database, clock: FrozenClock, site:
     assert row is not None
     assert (row["status"], row["delivery"]) == ("sent", "pending")
     assert row["sent_at"] == clock()
+
+
+LINK_CONFIG = """
+[[agencies]]
+id = "DK-761500"
+name = "Horsens"
+
+[agencies.sms]
+driver = "linkmobility"
+url = "https://wsx.sp247.net/sms/send"
+username = "u"
+password = "p"
+platform_id = "COMMON_API"
+platform_partner_id = "22928"
+source = "{source}"
+dlr_gate_id = "Gate-7xY"
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "ok"), [("HorsensBib", True), ("1910", True), ("Horsens Bibliotek", False)]
+)
+def test_config_apply_checks_the_link_sender(
+    db: Database, settings: Settings, tmp_path: Path, source: str, *, ok: bool
+) -> None:
+    path = tmp_path / "libraries.toml"
+    path.write_text(LINK_CONFIG.format(source=source))
+    result = CliRunner().invoke(
+        main, ["--database-url", settings.database_url, "config", "apply", str(path)], env={}
+    )
+    with db.transaction() as repos:
+        stored = repos.agencies.get_with_settings("DK-761500", branches=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+        assert stored is not None
+        assert stored[1]["sms"]["dlr_gate_id"] == "Gate-7xY"
+    else:
+        assert result.exit_code == 2
+        assert "key agencies[0].sms" in result.output
+        assert "LINK Mobility takes a sender of type ALPHANUMERIC" in result.output
+        assert stored is None

@@ -39,7 +39,8 @@ def check_linkmobility_source(source: str, ton: str | None) -> str:
     pattern, rule = _RULES[chosen]
     if not pattern.fullmatch(source):
         raise ValidationError(
-            f"LINK Mobility takes a {chosen} sender as {rule}, not {source!r}", field="source"
+            f"LINK Mobility takes a sender of type {chosen} as {rule}, not {source!r}",
+            field="source",
         )
     return chosen
 
