@@ -285,6 +285,22 @@ def _openapi(location: str) -> dict[str, object]:
         }
         for name in PARAMETERS
     ]
+    parameters += [
+        {
+            "name": "charset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": sorted(CHARSETS)},
+            "description": "the charset of text, as Kannel's %C passes it (default UTF-8)",
+        },
+        {
+            "name": "coding",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 2},
+            "description": "Kannel's %c: 2 is UCS-2 (UTF-16BE) when no charset is named",
+        },
+    ]
     extra: dict[str, object] = {"parameters": parameters}
     if location == "form":
         extra["requestBody"] = {
