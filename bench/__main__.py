@@ -10,6 +10,7 @@ BENCHMARKS = [
     "bench.scaleout",
     "bench.inbound",
     "bench.registration",
+    "bench.dlr",
     "bench.import",
 ]
 

@@ -384,6 +384,7 @@ def _message_filter(
     code: str | None,
     since: str | None = None,
     ids: tuple[int, ...] = (),
+    delivery: tuple[str, ...] = (),
 ) -> Any:
     from patronlink.domain.outbox import MessageStatus
     from patronlink.services.agencies import require_agency
@@ -399,6 +400,7 @@ def _message_filter(
         code=code,
         since=_parse_time(since, "--since"),
         ids=ids,
+        deliveries=delivery,
     )
 
 
@@ -409,6 +411,12 @@ _STATUSES = click.Choice(["queued", "sending", "sent", "error", "cancelled"])
 @click.option("--agency", default=None, help="Only this agency.")
 @click.option("--status", multiple=True, type=_STATUSES, help="Only these statuses (repeatable).")
 @click.option("--code", default=None, help="Only this gateway code (e.g. 1002).")
+@click.option(
+    "--delivery",
+    multiple=True,
+    type=click.Choice(["none", "pending", "delivered", "failed"]),
+    help="Only these delivery states (repeatable); failed: the operator did not deliver.",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
@@ -417,6 +425,7 @@ def sms_list(
     agency: str | None,
     status: tuple[str, ...],
     code: str | None,
+    delivery: tuple[str, ...],
     limit: int,
     as_json: bool,
 ) -> None:
@@ -426,12 +435,16 @@ def sms_list(
     from patronlink.services.outbox import list_messages
 
     _ensure_schema(ctx)
-    rows = list_messages(ctx.db, _message_filter(ctx, agency, status, code), limit, 0)
+    rows = list_messages(
+        ctx.db, _message_filter(ctx, agency, status, code, delivery=delivery), limit, 0
+    )
     for row in rows:
         if as_json:
             click.echo(json.dumps(row, default=str, ensure_ascii=False))
         else:
             reason = f"{row['last_code'] or ''} {row['last_description'] or ''}".strip()
+            if row["delivery"] == "failed":  # the operator's reason is the one staff need
+                reason = f"{row['delivery_code'] or ''} {row['delivery_description'] or ''}"
             click.echo(
                 f"{row['id']:>8}  {row['agency_id']:<12} {row['status']:<9} {row['to_number']:<16} "
                 f"attempts={row['attempts']}  {reason[:60]}"

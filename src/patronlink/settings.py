@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="the base URL at which SMS providers reach this server (delivery reports, "
+        "inbound texts); default http://{host}:{port}",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     default_agency: str | None = Field(
@@ -183,3 +188,7 @@ class Settings(BaseSettings):
             return None
         path = self.database_url.split(":///", 1)[-1]
         return None if path in ("", ":memory:") else Path(path)
+
+    def callback_base(self) -> str:
+        """Where providers reach this server: ``public_url``, or ``http://{host}:{port}``."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

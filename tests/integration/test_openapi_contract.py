@@ -29,7 +29,8 @@ def test_the_sms_callback_documents_its_parameters_and_answers(
 ) -> None:
     operation = schema["paths"]["/rest/{agency_id}/smsgateway"][method]
     query = [p["name"] for p in operation["parameters"] if p["in"] == "query"]
-    assert query == list(PARAMETERS)
+    # The spec's six, then Kannel's optional charset and coding of the text (issue 16).
+    assert query == [*PARAMETERS, "charset", "coding"]
     responses = operation["responses"]
     assert {"200", "400", "401", "403", "429"} <= set(responses)
     assert "404" not in responses  # an unknown agency answers 401, as a wrong password (issue 13)

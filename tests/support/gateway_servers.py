@@ -357,3 +357,61 @@ class KannelServer(ScriptedGateway):
         if not request.query.get("to"):
             return Reply(400, "Missing receiver number, rejected", "text/html")
         return super().respond(request)
+
+
+# GatewayAPI's REST docs ("POST /rest/mtsms", example response and error), verbatim.
+GATEWAYAPI_SUCCESS = """{
+    "ids": [
+        421332671
+    ],
+    "usage": {
+        "countries": {
+            "DK": 2
+        },
+        "currency": "DKK",
+        "total_cost": 0.30
+    }
+}"""
+GATEWAYAPI_FORBIDDEN = """{
+  "code": "0x0213",
+  "incident_uuid": "d8127429-fa0c-4316-b1f2-e610c3958f43",
+  "message": "Unauthorized IP-address: %1",
+  "variables": [
+    "1.2.3.4"
+  ]
+}"""
+
+
+class GatewayApiServer(ScriptedGateway):
+    """GatewayAPI's REST ``/rest/mtsms``: JSON in with the API token as the Basic username, JSON
+    out. A wrong or missing token gets 401 whatever is scripted."""
+
+    path = "/rest/mtsms"
+
+    def __init__(self, token: str = "gwapi-token", default: Reply | None = None) -> None:
+        super().__init__(default or self.success())
+        self.token = token
+
+    @property
+    def base_url(self) -> str:
+        """What an agency configures: the site, without ``/rest/mtsms``."""
+        return self.url.removesuffix(self.path)
+
+    @staticmethod
+    def success() -> Reply:
+        return Reply(200, GATEWAYAPI_SUCCESS, "application/json")
+
+    @staticmethod
+    def forbidden() -> Reply:
+        return Reply(403, GATEWAYAPI_FORBIDDEN, "application/json")
+
+    @staticmethod
+    def error_reply(http_status: int, code: str, message: str) -> Reply:
+        body = {"code": code, "incident_uuid": "0", "message": message}
+        return Reply(http_status, json.dumps(body), "application/json")
+
+    def respond(self, request: ReceivedRequest) -> Reply:
+        auth = request.basic_auth()
+        if auth is None or auth[0] != self.token:
+            return self.error_reply(401, "0x0223", "Invalid Consumer Key")
+        return super().respond(request)

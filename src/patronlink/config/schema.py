@@ -30,6 +30,7 @@ from patronlink.domain.registration import (
     build_form,
 )
 from patronlink.domain.replies import check_template
+from patronlink.domain.sender import check_gatewayapi_sender, check_linkmobility_source
 
 _QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 SMS_DRIVERS = ("xml", "linkmobility", "kannel", "console")
@@ -61,7 +62,7 @@ class BranchConfig(_Strict):
 
 
 class SmsConfig(_Strict):
-    driver: Literal["xml", "linkmobility", "kannel", "console"]
+    driver: Literal["xml", "linkmobility", "kannel", "console", "gatewayapi"]
     url: str | None = None
     username: str | None = None
     password: str | None = None
@@ -73,6 +74,11 @@ class SmsConfig(_Strict):
     connect_timeout: float = Field(default=5.0, gt=0, le=60)
     read_timeout: float = Field(default=15.0, gt=0, le=300)
     concurrency: int = Field(default=4, ge=1, le=64)
+    # Delivery reports and provider callbacks (issue 16).
+    token: str | None = None  # gatewayapi: the API token (a ${VAR} reference, preferably)
+    webhook_secret: str | None = None  # gatewayapi: the webhook's JWT secret
+    dlr_gate_id: str | None = Field(default=None, max_length=64)  # linkmobility
+    source_ton: Literal["ALPHANUMERIC", "SHORTNUMBER", "MSISDN"] | None = None  # linkmobility
 
     @field_validator("url")
     @classmethod
@@ -100,10 +106,18 @@ class SmsConfig(_Strict):
             ),
             "kannel": ("url", "username", "password"),
             "console": (),
+            "gatewayapi": ("url", "token"),
         }
         missing = [k for k in needs[self.driver] if not getattr(self, k)]
         if missing:
             raise ValueError(f"driver {self.driver!r} needs {', '.join(missing)}")
+        try:
+            if self.driver == "linkmobility" and self.source:
+                check_linkmobility_source(self.source, self.source_ton)
+            if self.driver == "gatewayapi" and self.source:
+                check_gatewayapi_sender(self.source)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from exc
         return self
 
     def quiet_window(self) -> tuple[dt.time, dt.time] | None:

@@ -9,6 +9,9 @@ A message row is the job::
       │  └──staff──▶ cancelled
       └──staff retry── error ──staff──▶ cancelled
 
+A ``sent`` text whose delivery report says ``failed`` (``patronlink.domain.delivery``) is on the
+error queue too, and staff may queue it again or dismiss it (cancelled) like an ``error``.
+
 A worker that dies while a message is ``sending`` leaves a lease that expires; the message is then
 claimed again (at-least-once delivery).
 """
@@ -49,6 +52,20 @@ def can_move(current: MessageStatus, target: MessageStatus) -> bool:
 def require_move(current: MessageStatus, target: MessageStatus) -> None:
     if not can_move(current, target):
         raise Conflict(f"a message that is {current.value} cannot become {target.value}")
+
+
+# A sent text whose delivery report says ``failed`` is on the staff error queue as well: staff may
+# send it again (to queued) or dismiss it (to cancelled). Nothing else leaves ``sent``.
+UNDELIVERED_MOVES: frozenset[MessageStatus] = frozenset(
+    {MessageStatus.QUEUED, MessageStatus.CANCELLED}
+)
+
+
+def require_staff_move(current: MessageStatus, delivery: str, target: MessageStatus) -> None:
+    """``require_move``, plus the two moves staff may make with an undelivered sent text."""
+    if current is MessageStatus.SENT and delivery == "failed" and target in UNDELIVERED_MOVES:
+        return
+    require_move(current, target)
 
 
 def statuses_that_can_become(target: MessageStatus) -> frozenset[MessageStatus]:

@@ -29,6 +29,9 @@ class OutgoingSms:
     to: str
     text: str
     send_at: dt.datetime | None = None
+    # Our id of the text, echoed back in delivery reports (LINK refId, GatewayAPI userref,
+    # Kannel's dlr-url). None where nobody will report (the console, tests).
+    message_id: int | None = None
 
     def __post_init__(self) -> None:
         if not _E164.fullmatch(self.to):
@@ -57,6 +60,14 @@ class GatewayConfig:
     timezone: str = "Europe/Copenhagen"
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
+    # Delivery reports and provider callbacks (issue 16). ``public_url`` is where providers reach
+    # this server (PATRONLINK_PUBLIC_URL); empty means no callback URL can be given out.
+    agency_id: str = ""
+    public_url: str = ""
+    token: str = field(default="", repr=False)  # GatewayAPI's API token
+    webhook_secret: str = field(default="", repr=False)  # GatewayAPI's JWT secret
+    dlr_gate_id: str = ""  # LINK: the gate delivery reports go to; empty asks for none
+    source_ton: str = ""  # LINK: ALPHANUMERIC | SHORTNUMBER | MSISDN; empty: from the source
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,13 @@ class SendResult:
     http_status: int | None = None
     code: str | None = None
     description: str | None = None
+    # The provider will send a delivery report for this text (the message is then ``pending``).
+    reports_expected: bool = False
+
+
+def callback_url(config: GatewayConfig, kind: str, provider: str) -> str:
+    """The URL a provider calls back on for this agency: ``{public}/sms/{kind}/{provider}/{id}``."""
+    return f"{config.public_url.rstrip('/')}/sms/{kind}/{provider}/{config.agency_id}"
 
 
 class SmsGateway(Protocol):

@@ -5,13 +5,20 @@ Request: ``POST`` to the agency's URL with HTTP Basic auth and exactly this JSON
     {"source": ..., "destination": "+4552903991", "userData": ..., "platformId": ...,
      "platformPartnerId": ..., "customParameters": {"scheduledTime": "2017-06-07T15:30:00Z"}}
 
+Added from LINK's "SMS REST API - MT and Delivery Reports" 1.18: ``sourceTON`` (configured, or
+read from the source), ``refId`` (our message id, mirrored in the delivery report) and
+``useDeliveryReport``: LINK defaults it to true and asks for false when no gate is named, so it
+is true with ``deliveryReportGates: [dlr_gate_id]`` when the agency configures a gate, else false.
+
 ``customParameters`` is present only for a scheduled message; LINK accepts a schedule at most three
 months ahead, so a later one is refused here (permanent) instead of by LINK. Characters that take
 four bytes in UTF-8 (emoji) are replaced first: LINK does not carry them.
 
-Reply: 2xx with a ``messageId`` (or 204) is sent. An error body ``{status, description,
-translatedDescription}`` is classified by ``patronlink.domain.gateway_codes``; a status the spec
-does not list falls back to HTTP: 429 and 5xx temporary, other 4xx permanent.
+Reply: 2xx with a ``messageId`` (or 204) is sent; any other 2xx is sent too, with the reply kept
+and a warning logged (LINK took the request: sending again would text the patron twice). An
+error body ``{status, description, translatedDescription}`` is classified by
+``patronlink.domain.gateway_codes``; a status the spec does not list falls back to HTTP: 429 and
+5xx temporary, other 4xx permanent.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +34,14 @@ import aiohttp
 
 from patronlink.domain.errors import PermanentGatewayError, TemporaryGatewayError
 from patronlink.domain.gateway_codes import Outcome, linkmobility_code
+from patronlink.domain.sender import linkmobility_ton
 from patronlink.domain.sms_text import replace_astral
 from patronlink.gateways.base import GatewayConfig, OutgoingSms, SendResult
 from patronlink.gateways.transport import HttpReply, HttpTransport
 
 SCHEDULE_MONTHS_AHEAD = 3
+
+log = logging.getLogger("patronlink.gateways.linkmobility")
 
 
 def _utc_now() -> dt.datetime:
@@ -87,7 +98,13 @@ class LinkMobilityGateway:
             "userData": replace_astral(message.text),
             "platformId": self._config.platform_id,
             "platformPartnerId": self._config.platform_partner_id,
+            "sourceTON": self._config.source_ton or linkmobility_ton(self._config.source),
+            "useDeliveryReport": bool(self._config.dlr_gate_id),
         }
+        if self._config.dlr_gate_id:
+            body["deliveryReportGates"] = [self._config.dlr_gate_id]
+        if message.message_id is not None:
+            body["refId"] = str(message.message_id)
         if message.send_at is not None:
             latest = add_months(self._clock(), SCHEDULE_MONTHS_AHEAD)
             if message.send_at > latest:
@@ -106,20 +123,28 @@ class LinkMobilityGateway:
             auth=(self._config.username, self._config.password),
         )
         status = response.status_code
+        reports = bool(self._config.dlr_gate_id)
         if status == 204:
-            return SendResult(gateway_message_id=None, http_status=status)
+            return SendResult(gateway_message_id=None, http_status=status, reports_expected=reports)
         if 200 <= status < 300:
-            return self._accepted(response)
+            return self._accepted(response, reports)
         raise self._error(response)
 
-    def _accepted(self, response: HttpReply) -> SendResult:
+    def _accepted(self, response: HttpReply, reports: bool) -> SendResult:
         body = _error_body(response)
         message_id = body.get("messageId")
         if not isinstance(message_id, str) or not message_id:
-            # Without an id there is no sign LINK queued it; at-least-once delivery says retry.
-            raise TemporaryGatewayError(
-                f"linkmobility: HTTP {response.status_code} without a messageId",
+            # LINK took the request; a reply we cannot read is no reason to text the patron
+            # twice. Kept as it came, for staff to see.
+            log.warning(
+                "linkmobility: 2xx reply without a messageId taken as sent",
+                extra={"http_status": response.status_code, "reply": response.text[:200]},
+            )
+            return SendResult(
+                gateway_message_id=None,
                 http_status=response.status_code,
+                description=response.text.strip()[:2000] or f"HTTP {response.status_code}",
+                reports_expected=reports,
             )
         result_code = body.get("resultCode")
         description = body.get("description")
@@ -128,6 +153,7 @@ class LinkMobilityGateway:
             http_status=response.status_code,
             code=None if result_code is None else str(result_code),
             description=description if isinstance(description, str) else None,
+            reports_expected=reports,
         )
 
     def _error(self, response: HttpReply) -> TemporaryGatewayError | PermanentGatewayError:

@@ -13,6 +13,7 @@ import aiohttp
 from patronlink.domain.errors import ConfigError
 from patronlink.gateways.base import GatewayConfig, SmsGateway
 from patronlink.gateways.console import ConsoleGateway
+from patronlink.gateways.gatewayapi import GatewayApiGateway
 from patronlink.gateways.kannel import KannelGateway
 from patronlink.gateways.linkmobility import LinkMobilityGateway
 from patronlink.gateways.xml import XmlGateway
@@ -31,6 +32,7 @@ DRIVERS: dict[str, DriverClass] = {
     "linkmobility": LinkMobilityGateway,
     "kannel": KannelGateway,
     "console": ConsoleGateway,
+    "gatewayapi": GatewayApiGateway,
 }
 
 

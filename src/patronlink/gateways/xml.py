@@ -1,4 +1,7 @@
-"""The XML gateway family (Computopic, SureSMS, GatewayAPI): docs/interfaces/sms-gateways.md.
+"""The XML gateway family (Computopic, SureSMS): docs/interfaces/sms-gateways.md.
+
+GatewayAPI is not in this family: its documented API is JSON at ``/rest/mtsms`` (the
+``gatewayapi`` driver).
 
 Request: ``POST`` to the agency's URL, form-encoded ``user``, ``pass``, ``number``, ``message``,
 ``charset=UTF-8`` and, only for a scheduled message, ``sendtiming=yyyyMMddHHmm`` in the agency's
@@ -7,14 +10,17 @@ code and number otherwise.
 
 Reply: ``<root><msg_id/><status><statusline><code/><description/></statusline></status></root>``
 declared ``iso-8859-1``. Code 0 is sent, 1042 buffered, the rest classified by
-``patronlink.domain.gateway_codes``. HTTP 5xx/429, timeouts, refused connections and replies that
-are not that XML are temporary. The reply is parsed by defusedxml with DTDs forbidden, so a reply
-that declares entities is refused as malformed before anything is expanded.
+``patronlink.domain.gateway_codes``. HTTP 5xx/429, timeouts and refused connections are
+temporary. A 2xx whose body is not that XML is sent, with the reply kept and a warning logged:
+the gateway took the request, and sending it again would text the patron twice. The reply is
+parsed by defusedxml with DTDs forbidden, so a reply that declares entities is refused as
+malformed before anything is expanded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 
 # Only for ParseError: parsing itself is defusedxml's.
@@ -31,6 +37,8 @@ from patronlink.domain.gateway_codes import Outcome, xml_code
 from patronlink.domain.phone import national_digits
 from patronlink.gateways.base import GatewayConfig, OutgoingSms, SendResult
 from patronlink.gateways.transport import HttpTransport
+
+log = logging.getLogger("patronlink.gateways.xml")
 
 
 class MalformedReply(Exception):
@@ -131,10 +139,20 @@ class XmlGateway:
         try:
             code, description, msg_id = parse_reply(response.content)
         except MalformedReply as exc:
-            # A 2xx that is not the spec's XML may come from a proxy in trouble: retry. Any
-            # other status without a code is a wrong URL or refused credentials: staff must look.
-            error = TemporaryGatewayError if 200 <= status < 300 else PermanentGatewayError
-            raise error(f"xml: HTTP {status}, {exc}", http_status=status) from exc
+            if 200 <= status < 300:
+                # The gateway took the request; a reply we cannot read is no reason to text the
+                # patron twice. Kept as it came, for staff to see.
+                log.warning(
+                    "xml: unrecognised 2xx reply taken as sent",
+                    extra={"http_status": status, "reply": response.text[:200]},
+                )
+                return SendResult(
+                    gateway_message_id=None,
+                    http_status=status,
+                    description=response.text.strip()[:2000] or f"HTTP {status}",
+                )
+            # Any other status without a code is a wrong URL or refused credentials.
+            raise PermanentGatewayError(f"xml: HTTP {status}, {exc}", http_status=status) from exc
         known = xml_code(code)
         description = description or known.description
         if known.outcome in (Outcome.SENT, Outcome.BUFFERED):

@@ -19,9 +19,13 @@ def sms_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def gateway_config(
-    agency: Agency, sms: Mapping[str, Any], environ: Mapping[str, str]
+    agency: Agency, sms: Mapping[str, Any], environ: Mapping[str, str], public_url: str = ""
 ) -> GatewayConfig:
-    """Build the driver configuration; ``ConfigError`` when a referenced variable is not set."""
+    """Build the driver configuration; ``ConfigError`` when a referenced variable is not set.
+
+    ``public_url`` is where providers reach this server (``Settings.callback_base``): drivers
+    build their callback URLs from it.
+    """
 
     def secret(key: str) -> str:
         value = sms.get(key)
@@ -39,4 +43,10 @@ def gateway_config(
         timezone=agency.timezone,
         connect_timeout=float(sms.get("connect_timeout", 5.0)),
         read_timeout=float(sms.get("read_timeout", 15.0)),
+        agency_id=agency.id,
+        public_url=public_url,
+        token=secret("token"),
+        webhook_secret=secret("webhook_secret"),
+        dlr_gate_id=str(sms.get("dlr_gate_id") or ""),
+        source_ton=str(sms.get("source_ton") or ""),
     )

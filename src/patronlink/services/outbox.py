@@ -14,6 +14,7 @@ from patronlink.domain.outbox import (
     MessageStatus,
     QuietHours,
     require_move,
+    require_staff_move,
     statuses_that_can_become,
 )
 from patronlink.domain.sms_text import account
@@ -124,7 +125,7 @@ def move_one(
         found = repos.outbox.get(message_id)
         if found is None or (agency_id is not None and found["agency_id"] != agency_id):
             raise NotFound(f"message {message_id} does not exist")
-        require_move(MessageStatus(found["status"]), to)
+        require_staff_move(MessageStatus(found["status"]), found["delivery"], to)
         moved = repos.outbox.move(
             MessageFilter(ids=(message_id,)), statuses_that_can_become(to), to, clock()
         )

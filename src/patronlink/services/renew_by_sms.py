@@ -52,6 +52,9 @@ class InboundRequest:
     countrycode: str
     number: str
     text: str
+    # The caller proved the request came from the agency's provider another way (GatewayAPI's
+    # JWT, checked in ``patronlink.web.provider_callbacks``): no integration user is checked.
+    preauthenticated: bool = False
 
 
 @dataclass
@@ -194,7 +197,7 @@ def _receive(
         # which agencies exist.
         raise _Unverified(None)
     agency, settings, stored = found
-    if not passwords.remembered(stored, request.password):
+    if not request.preauthenticated and not passwords.remembered(stored, request.password):
         raise _Unverified(stored)
     if not settings.get("renewal", {}).get("sms_enabled", False):
         raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")

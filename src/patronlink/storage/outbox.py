@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
+from patronlink.domain.delivery import FINAL, Delivery, Report
 from patronlink.domain.outbox import MessageStatus
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.raw import bind_time, utc
@@ -61,6 +62,8 @@ class Outcome:
     description: str | None = None
     gateway_message_id: str | None = None
     buffered: bool = False
+    # none | pending: whether the provider will report on this text (only for a sent text).
+    delivery: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class MessageFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     ids: tuple[int, ...] = ()
+    deliveries: tuple[str, ...] = ()
 
 
 # The claim on PostgreSQL, as one visible statement, run twice: first for texts whose lease
@@ -136,10 +140,11 @@ CLAIM_SQLITE_MARK = _CLAIM_SET + "\n WHERE id IN (SELECT value FROM json_each(?)
 _BATCH_COLUMNS = (
     "message_id", "status", "next_attempt_at", "driver", "http_status", "code", "description",
     "gateway_message_id", "buffered", "started_at", "finished_at", "sent_at", "outcome",
+    "delivery",
 )  # fmt: skip
 _BATCH_TYPES = (
     "bigint", "text", "timestamptz", "text", "integer", "text", "text", "text", "boolean",
-    "timestamptz", "timestamptz", "timestamptz", "text",
+    "timestamptz", "timestamptz", "timestamptz", "text", "text",
 )  # fmt: skip
 # What an outcome row ``o`` does to its message ``m``, and its attempt's row, on both backends.
 _OUTCOME_SET = """
@@ -148,7 +153,10 @@ UPDATE messages AS m
        lease_until = NULL, lease_owner = NULL, driver = o.driver,
        last_http_status = o.http_status, last_code = o.code, last_description = o.description,
        gateway_message_id = o.gateway_message_id, buffered = o.buffered, sent_at = o.sent_at,
-       updated_at = o.finished_at"""
+       updated_at = o.finished_at,
+       delivery = CASE WHEN m.delivery = 'none' THEN o.delivery ELSE m.delivery END"""
+# (A delivery report may come before its send's outcome is recorded: it is kept, see
+# ``patronlink.domain.delivery.after_send``.)
 _ATTEMPT_INSERT = """
 INSERT INTO message_attempts
        (message_id, started_at, finished_at, driver, outcome, http_status, code, description,
@@ -338,6 +346,7 @@ class OutboxRepository:
             when(o.finished_at),
             when(o.finished_at) if o.status is MessageStatus.SENT else None,
             o.attempt_outcome,
+            o.delivery if o.status is MessageStatus.SENT else "none",
         )
 
     def _json_time(self, value: dt.datetime) -> str:
@@ -363,6 +372,8 @@ class OutboxRepository:
             conds.append(messages.c.created_at < f.until)
         if f.ids:
             conds.append(messages.c.id.in_(f.ids))
+        if f.deliveries:
+            conds.append(messages.c.delivery.in_(f.deliveries))
         return conds
 
     def search(
@@ -398,18 +409,76 @@ class OutboxRepository:
         now: dt.datetime,
     ) -> list[int]:
         """Move every message matching ``f`` that is in ``from_statuses``; returns their ids."""
-        conds = [*self._conditions(f), messages.c.status.in_([s.value for s in from_statuses])]
+        movable: Any = messages.c.status.in_([s.value for s in from_statuses])
+        if to in (MessageStatus.QUEUED, MessageStatus.CANCELLED):
+            # A sent text that the operator failed to deliver is on the error queue too: staff
+            # send it again or dismiss it (``patronlink.domain.outbox.UNDELIVERED_MOVES``).
+            movable = or_(
+                movable,
+                and_(
+                    messages.c.status == MessageStatus.SENT.value,
+                    messages.c.delivery == Delivery.FAILED.value,
+                ),
+            )
+        conds = [*self._conditions(f), movable]
         values: dict[str, Any] = {"status": to.value, "updated_at": now}
         if to is MessageStatus.QUEUED:
-            # A staff retry gives the message a fresh round of attempts, due now. A send time
-            # gone by becomes now, so that a text put on the error queue for its age (or one
-            # old on the queue) is sent when staff ask for it rather than found stale again.
+            # A staff retry gives the message a fresh round of attempts, due now, and a fresh
+            # delivery state (the failed report stays in the attempts' history via last_*). A
+            # send time gone by becomes now, so that a text put on the error queue for its age
+            # (or one old on the queue) is sent when staff ask for it rather than found stale again.
             send_at = case((messages.c.send_at < now, now), else_=messages.c.send_at)
-            values.update(next_attempt_at=now, attempts=0, send_at=send_at)
+            values.update(
+                next_attempt_at=now,
+                attempts=0,
+                send_at=send_at,
+                delivery=Delivery.NONE.value,
+                delivery_code=None,
+                delivery_description=None,
+                delivered_at=None,
+            )
         result = self._conn.execute(
             update(messages).where(*conds).values(**values).returning(messages.c.id)
         )
         return sorted(int(r) for r in result.scalars())
+
+    def apply_report(self, agency_id: str, report: Report, now: dt.datetime) -> str:
+        """Record one delivery report on the agency's text; what became of it:
+
+        ``applied``; ``ignored`` (the text is in a final state already: a duplicate, or a late
+        intermediate report); ``unknown`` (no such text of this agency). One guarded UPDATE:
+        a final state is never overwritten, whatever order concurrent reports commit in.
+        """
+        if report.message_id is None:
+            return "unknown"
+        target = and_(messages.c.id == report.message_id, messages.c.agency_id == agency_id)
+        values: dict[str, Any] = {
+            "delivery": report.state.value,
+            "delivery_code": _fit(report.code, 32),
+            "delivery_description": _fit(report.description, 2000),
+            "updated_at": now,
+        }
+        if report.state in FINAL:
+            values["delivered_at"] = report.at or now
+        result = self._conn.execute(
+            update(messages)
+            .where(target, messages.c.delivery.not_in([s.value for s in FINAL]))
+            .values(**values)
+            .returning(messages.c.id)
+        )
+        if result.first() is not None:
+            return "applied"
+        exists = self._conn.execute(select(messages.c.id).where(target)).first()
+        return "ignored" if exists is not None else "unknown"
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """Sent texts by (agency, delivery state), for the share delivered per agency."""
+        stmt = (
+            select(messages.c.agency_id, messages.c.delivery, func.count())
+            .where(messages.c.status == MessageStatus.SENT.value)
+            .group_by(messages.c.agency_id, messages.c.delivery)
+        )
+        return {(a, d): int(n) for a, d, n in self._conn.execute(stmt).all()}
 
     def counts_by_status(self, agency_id: str | None = None) -> dict[str, int]:
         stmt = select(messages.c.status, func.count()).group_by(messages.c.status)

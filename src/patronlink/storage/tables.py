@@ -200,10 +200,17 @@ messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # Delivery reports (migration 0011): none | pending | delivered | failed, and the provider's
+    # own code and words for the last report that counted.
+    Column("delivery", String(12), nullable=False, default="none", server_default="none"),
+    Column("delivery_code", String(32)),
+    Column("delivery_description", Text),
+    Column("delivered_at", UTCDateTime),
     Index("ix_messages_due", "status", "next_attempt_at", "id"),
     Index("ix_messages_lease", "status", "lease_until"),
     Index("ix_messages_agency_status", "agency_id", "status", "id"),
     Index("ix_messages_to", "agency_id", "to_number"),
+    Index("ix_messages_agency_delivery", "agency_id", "delivery", "id"),
 )
 
 message_attempts = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,16 +23,23 @@ from patronlink.web import (
     imports_api,
     inbound_api,
     messages_api,
+    provider_callbacks,
     rest_dlf,
     sms_gateway,
 )
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
+from patronlink.web.provider_callbacks import DeliveryReportMetrics, ReportBatcher
 from patronlink.web.sms_gateway import InboundBatcher
 from patronlink.web.staff import install as install_staff_ui
 from patronlink.worker.health import Backoff, Health
-from patronlink.worker.metrics import DispatchMetrics, LoopHealthCollector, QueueDepthCollector
+from patronlink.worker.metrics import (
+    DeliveryCollector,
+    DispatchMetrics,
+    LoopHealthCollector,
+    QueueDepthCollector,
+)
 from patronlink.worker.supervisor import WorkerSupervisor
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -114,9 +122,15 @@ def create_app(
     app.state.inbound_batcher = InboundBatcher(
         db, app.state.passwords, clock, app.state.inbound_throttle
     )
+    # Provider callbacks: gateway secrets written as ${VAR} resolve from here.
+    app.state.environ = os.environ
+    app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
+    app.state.report_batcher = ReportBatcher(db, app.state.passwords, clock)
+    metrics.registry.register(DeliveryCollector(db))
     install_error_handlers(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
     app.include_router(sms_gateway.router)
+    app.include_router(provider_callbacks.router)
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(messages_api.router)

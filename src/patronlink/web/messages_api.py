@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from patronlink.domain import phone
+from patronlink.domain.delivery import Delivery
 from patronlink.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from patronlink.domain.idempotency import MAX_KEY_LENGTH, parse_key
 from patronlink.domain.outbox import MessageStatus
@@ -83,6 +84,12 @@ class MessageOut(BaseModel):
     buffered: bool
     created_at: dt.datetime
     sent_at: dt.datetime | None
+    delivery: Delivery = Field(
+        description="none (no report asked for), pending (report expected), delivered, failed"
+    )
+    delivery_code: str | None = Field(description="the provider's code in its last report")
+    delivery_description: str | None = Field(description="what that code means, and the reason")
+    delivered_at: dt.datetime | None = Field(description="when the final report says it ended")
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> MessageOut:
@@ -106,6 +113,10 @@ class MessageOut(BaseModel):
             buffered=bool(row["buffered"]),
             created_at=row["created_at"],
             sent_at=row["sent_at"],
+            delivery=Delivery(row["delivery"]),
+            delivery_code=row["delivery_code"],
+            delivery_description=row["delivery_description"],
+            delivered_at=row["delivered_at"],
         )
 
 
@@ -194,6 +205,10 @@ def search_messages(
     code: Annotated[str | None, Query(max_length=32)] = None,
     since: UtcDateTime | None = None,
     until: UtcDateTime | None = None,
+    delivery: Annotated[
+        list[Delivery] | None,
+        Query(description="only these delivery states; failed lists the undelivered texts"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[MessageOut]:
@@ -209,6 +224,7 @@ def search_messages(
         code=code,
         since=since,
         until=until,
+        deliveries=tuple(d.value for d in delivery or ()),
     )
     return [MessageOut.of(r) for r in outbox.list_messages(db, f, limit, offset)]
 
@@ -221,7 +237,13 @@ def get_message(agency: AgencyDep, message_id: RowIdPath, db: DbDep) -> MessageD
 @router.post(
     "/{message_id}/retry",
     response_model=MessageDetailOut,
-    responses={409: {"model": ErrorOut, "description": "not on the error queue"}},
+    responses={
+        409: {
+            "model": ErrorOut,
+            "description": "not on the error queue (an error, or a sent text whose delivery "
+            "failed)",
+        }
+    },
 )
 def retry_message(
     agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep

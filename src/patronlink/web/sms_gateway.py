@@ -144,12 +144,44 @@ def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return Response(message + "\n", status_code=status, media_type="text/plain", headers=headers)
 
 
+# Kannel passes a text in the charset it got it in when its ``get-url`` names ``%C``/``%c``
+# (``charset=ISO-8859-1``, ``coding=2`` for UCS-2), so ``H%F8rsholm`` is Latin-1, not broken
+# UTF-8. The charsets an SMSC link hands over, by the names Kannel and IANA give them.
+CHARSETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "iso-8859-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-15": "iso-8859-15",
+    "windows-1252": "cp1252",
+    "ucs-2": "utf-16-be",
+    "ucs2": "utf-16-be",
+    "utf-16be": "utf-16-be",
+    "utf-16": "utf-16",
+}
+UCS2_CODING = "2"  # Kannel's coding: 0 GSM (as the charset says), 1 8-bit, 2 UCS-2
+
+
+def _text_codec(charset: bytes | None, coding: bytes | None) -> str:
+    """The codec the ``text`` parameter is in; ``BadRequest`` for a charset we do not know."""
+    if charset is not None:
+        name = charset.decode("ascii", "replace").strip().lower()
+        if name not in CHARSETS:
+            raise BadRequest(f"charset {name[:32]!r} is not supported")
+        return CHARSETS[name]
+    if coding is not None and coding.strip() == UCS2_CODING.encode():
+        return "utf-16-be"
+    return "utf-8"
+
+
 def _parameters(raw: bytes) -> dict[str, str]:
     try:
-        pairs = parse_qsl(
+        # Latin-1 maps every byte to one character and back: the raw bytes of each value are
+        # kept, and decoded below in the charset the request names (UTF-8 unless it names one).
+        raw_pairs = parse_qsl(
             raw.decode("ascii"),
             keep_blank_values=True,
-            encoding="utf-8",
+            encoding="latin-1",
             errors="strict",
             max_num_fields=50,
         )
@@ -157,6 +189,19 @@ def _parameters(raw: bytes) -> dict[str, str]:
         raise BadRequest("the parameters are not valid UTF-8") from exc
     except ValueError as exc:
         raise BadRequest("too many parameters") from exc
+    as_bytes = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in raw_pairs]
+    named = {n: v for n, v in as_bytes if n in (b"charset", b"coding")}
+    codec = _text_codec(named.get(b"charset"), named.get(b"coding"))
+    pairs: list[tuple[str, str]] = []
+    for name_bytes, value_bytes in as_bytes:
+        try:
+            name = name_bytes.decode("utf-8")
+            value = value_bytes.decode(codec if name == "text" else "utf-8")
+        except UnicodeDecodeError as exc:
+            if codec == "utf-8":
+                raise BadRequest("the parameters are not valid UTF-8") from exc
+            raise BadRequest(f"the text is not valid {codec.upper()}") from exc
+        pairs.append((name, value))
     values: dict[str, str] = {}
     for name, value in pairs:
         if name in PARAMETERS:
@@ -182,7 +227,15 @@ async def _handle(request: Request, agency_id: str, raw: bytes) -> Response:
         values = _parameters(raw)
     except BadRequest as exc:
         return _plain(400, str(exc))
-    inbound = InboundRequest(agency=agency_id, **values)
+    inbound = InboundRequest(
+        agency=agency_id,
+        user=values["user"],
+        password=values["password"],
+        shortcode=values["shortcode"],
+        countrycode=values["countrycode"],
+        number=values["number"],
+        text=values["text"],
+    )
     batcher: InboundBatcher = request.app.state.inbound_batcher
     status, message, retry_after = await batcher.handle(inbound, client)
     if status == 429 and retry_after is not None:
@@ -234,6 +287,22 @@ def _openapi(location: str) -> dict[str, object]:
             "description": _DESCRIPTIONS[name],
         }
         for name in PARAMETERS
+    ]
+    parameters += [
+        {
+            "name": "charset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": sorted(CHARSETS)},
+            "description": "the charset of text, as Kannel's %C passes it (default UTF-8)",
+        },
+        {
+            "name": "coding",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 2},
+            "description": "Kannel's %c: 2 is UCS-2 (UTF-16BE) when no charset is named",
+        },
     ]
     extra: dict[str, object] = {"parameters": parameters}
     if location == "form":

@@ -128,6 +128,7 @@ class Dispatcher:
         owner: str | None = None,
         rng: Callable[[], float] = random.random,
         health: Loop | None = None,
+        public_url: str = "",
     ) -> None:
         self.db = db
         self.clock = clock
@@ -138,6 +139,8 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.rng = rng
         self.health = health or Loop("dispatcher", log, Backoff(), stall_seconds=None, rng=rng)
+        # Where providers send delivery reports (``Settings.callback_base``); empty: nowhere.
+        self.public_url = public_url
         self.stats = DispatchStats()
         self._streaks: dict[str, _Streak] = {}
         # Set on the way out after a fatal error: senders take no further texts.
@@ -423,7 +426,8 @@ class Dispatcher:
                         schedules=can_schedule(driver),
                     )
                     try:
-                        route.gateway = self.factory(gateway_config(agency, sms, self.environ))
+                        config = gateway_config(agency, sms, self.environ, self.public_url)
+                        route.gateway = self.factory(config)
                     except ConfigError as exc:
                         route.config_error = f"gateway configuration: {exc}"
                     return route
@@ -506,7 +510,9 @@ class Dispatcher:
         outgoing: OutgoingSms | None = None
         problem = route.config_error or "no gateway"
         try:
-            outgoing = OutgoingSms(to=message.to_number, text=message.text, send_at=schedule_at)
+            outgoing = OutgoingSms(
+                to=message.to_number, text=message.text, send_at=schedule_at, message_id=message.id
+            )
         except InvalidPhoneNumber as exc:
             # Queued texts are checked; a number changed in the database by hand is not. Sent
             # again it would fail again: to the error queue, with the reason.
@@ -543,6 +549,7 @@ class Dispatcher:
                     description=result.description,
                     gateway_message_id=result.gateway_message_id,
                     buffered=result.buffered,
+                    delivery="pending" if result.reports_expected else "none",
                 )
                 self.stats.sent += 1
         if outgoing is not None and route.gateway is not None:

@@ -166,3 +166,40 @@ class LoopHealthCollector(Collector):
             idle.add_metric([name], max(0.0, loop.monotonic() - loop.last_progress))
         yield ok
         yield idle
+
+
+class DeliveryCollector(Collector):
+    """The share of each agency's sent texts that reports say were delivered, at scrape time.
+
+    The share counts texts with a final report only (delivered or failed): texts still waiting
+    for a report, or sent without one, say nothing about delivery.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        share = GaugeMetricFamily(
+            "patronlink_sms_delivered_share",
+            "Delivered / (delivered + failed) of each agency's sent texts",
+            labels=["agency"],
+        )
+        by_state = GaugeMetricFamily(
+            "patronlink_sms_delivery",
+            "Sent texts by agency and delivery state",
+            labels=["agency", "delivery"],
+        )
+        try:
+            with self.db.transaction() as repos:
+                counts = repos.outbox.delivery_counts()
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+            return
+        for (agency, state), n in sorted(counts.items()):
+            by_state.add_metric([agency, state], n)
+        for agency in sorted({a for a, _ in counts}):
+            delivered = counts.get((agency, "delivered"), 0)
+            final = delivered + counts.get((agency, "failed"), 0)
+            if final:
+                share.add_metric([agency], delivered / final)
+        yield by_state
+        yield share

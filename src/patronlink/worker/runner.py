@@ -78,6 +78,7 @@ async def run_worker(
         environ=os.environ,
         metrics=dispatch_metrics or (DispatchMetrics(registry) if registry is not None else None),
         health=health.loop("dispatcher", log, stall_seconds=stall),
+        public_url=settings.callback_base(),
     )
     if settings.start_paused:
         # Before the first claim: a restored backup must not send a single text (issue 14).

@@ -194,6 +194,21 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Go back, reload the page and try again.",
     ),
     "back_to_dashboard": ("Til overblikket", "Back to the dashboard"),
+    # delivery reports (issue 16)
+    "delivery": ("Levering", "Delivery"),
+    "delivery_none": ("ingen kvittering bestilt", "no report asked for"),
+    "delivery_pending": ("afventer kvittering", "awaiting report"),
+    "delivery_delivered": ("leveret", "delivered"),
+    "delivery_failed": ("ikke leveret", "not delivered"),
+    "undelivered": ("Sendt, men ikke leveret", "Sent but not delivered"),
+    "undelivered_help": (
+        "Gatewayen tog imod beskeden, men teleselskabet kunne ikke levere den.",
+        "The gateway took the text, but the operator could not deliver it.",
+    ),
+    "operator_reason": ("Teleselskabets begrundelse", "Operator's reason"),
+    "reported_at": ("Meldt", "Reported"),
+    "send_again": ("Send igen", "Send again"),
+    "dismiss": ("Fjern", "Dismiss"),
 }
 
 Translator = Callable[..., str]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from patronlink.domain.delivery import Delivery
 from patronlink.domain.errors import ValidationError
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services import outbox
@@ -47,10 +48,24 @@ def error_queue(
     rows = outbox.list_messages(page.db, f, PAGE_SIZE, 0)
     with page.db.transaction() as repos:
         attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in rows])
+    # Sent texts that the operator did not deliver (a failed delivery report), with its reason.
+    undelivered = outbox.list_messages(
+        page.db,
+        MessageFilter(
+            agency_id=scope,
+            statuses=(MessageStatus.SENT,),
+            deliveries=(Delivery.FAILED.value,),
+            since=f.since,
+            until=f.until,
+        ),
+        PAGE_SIZE,
+        0,
+    )
     return page.render(
         "errors.html",
         title=page.t("error_queue"),
         rows=rows,
+        undelivered=undelivered,
         attempts=attempts,
         agencies=page.agencies(),
         filters={"agency": scope or "", "since": since, "until": until, "code": code},
@@ -111,4 +126,4 @@ def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
 def cancel_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
     outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.CANCELLED, page.clock)
     back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
-    return page.redirect(back, page.t("cancelled_n", id=message_id))
+    return page.redirect(back, page.t("cancelled_n", id=message_id))  # or dismissed, if sent

@@ -1,0 +1,214 @@
+"""Delivery reports under load: reports/s and latency against /healthz of the same server.
+
+``python -m bench.dlr [--messages 20000] [--clients 32] [--postgres URL]``
+
+A real ``patronlink serve`` (no worker) holds ``--messages`` sent texts of one LINK Mobility
+agency, each waiting for its report, on SQLite and, with ``--postgres`` (default:
+``$PATRONLINK_TEST_POSTGRES_URL``), in a fresh PostgreSQL database made for the run. First
+``/healthz`` is measured for ``--seconds`` with the same clients, then every text's report (LINK's
+published DLR JSON, ``resultCode`` 1001 and the text's ``refId``) is POSTed once by
+``--clients`` concurrent clients with the integration user's Basic credentials. Goal (issue 16):
+at least 0.3 of /healthz, p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import func, insert, select
+
+from bench.common import free_port, process
+from bench.dispatch import create_pg, drop_pg
+from bench.inbound import percentile
+from patronlink.domain.agency import Agency
+from patronlink.services.secrets import hash_password
+from patronlink.settings import Settings
+from patronlink.storage import tables
+from patronlink.storage.database import Database
+from patronlink.storage.engine import make_engine
+from patronlink.storage.migrate import upgrade
+
+AGENCY = "DK-761500"
+PASSWORD = "bench-dlr-password"  # noqa: S105 - a benchmark's throwaway credential
+SMS = {
+    "driver": "linkmobility",
+    "url": "https://wsx.sp247.net/sms/send",
+    "username": "bench",
+    "password": "bench",
+    "platform_id": "COMMON_API",
+    "platform_partner_id": "1",
+    "source": "1910",
+    "dlr_gate_id": "bench-gate",
+}
+
+
+def prepare(url: str, messages: int) -> list[int]:
+    engine = make_engine(Settings(database_url=url))
+    upgrade(engine)
+    db = Database(engine)
+    now = dt.datetime.now(dt.UTC)
+    with db.transaction() as repos:
+        repos.agencies.upsert(Agency(id=AGENCY, name="Bench"), {"sms": SMS}, now)
+        repos.integration_users.set_password_hash(AGENCY, "link", hash_password(PASSWORD))
+    rows = [
+        {
+            "agency_id": AGENCY,
+            "to_number": f"+452{i:07d}",
+            "text": "Din bog er klar",
+            "encoding": "GSM-7",
+            "segments": 1,
+            "status": "sent",
+            "origin": "bench",
+            "send_at": now,
+            "next_attempt_at": now,
+            "attempts": 1,
+            "buffered": False,
+            "driver": "linkmobility",
+            "delivery": "pending",
+            "created_at": now,
+            "updated_at": now,
+            "sent_at": now,
+        }
+        for i in range(messages)
+    ]
+    with engine.begin() as conn:
+        for start in range(0, len(rows), 5000):
+            conn.execute(insert(tables.messages), rows[start : start + 5000])
+        ids = [int(i) for i in conn.execute(select(tables.messages.c.id)).scalars()]
+    engine.dispose()
+    return ids
+
+
+def delivered(url: str) -> int:
+    engine = make_engine(Settings(database_url=url))
+    with engine.connect() as conn:
+        stmt = select(func.count()).where(tables.messages.c.delivery == "delivered")
+        count = int(conn.execute(stmt).scalar_one())
+    engine.dispose()
+    return count
+
+
+def report(message_id: int) -> bytes:
+    # LINK's "Delivery Report Example" with our refId.
+    return json.dumps(
+        {
+            "refId": str(message_id),
+            "id": f"bench{message_id}",
+            "operator": "dk.tdc",
+            "sentTimestamp": "2026-11-30T09:37:35Z",
+            "timestamp": "2026-11-30T09:37:40Z",
+            "resultCode": 1001,
+            "operatorResultCode": "2",
+            "segments": 1,
+            "gateCustomParameters": {},
+            "customParameters": {},
+        }
+    ).encode()
+
+
+async def health(url: str, seconds: float, clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            async with session.get(url) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies
+
+
+async def reports(url: str, ids: list[int], clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    pending = list(reversed(ids))
+    token = base64.b64encode(f"link:{PASSWORD}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        while pending:
+            body = report(pending.pop())
+            start = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies
+
+
+def measure(db_url: str, args: argparse.Namespace) -> dict[str, float]:
+    ids = prepare(db_url, args.messages)
+    warm, ids = ids[:50], ids[50:]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
+    dlr_url = f"{base}/sms/dlr/linkmobility/{AGENCY}"
+    with process(command, f"{base}/healthz", env=env):
+        asyncio.run(reports(dlr_url, warm, 4))  # argon2 once, connections open
+        health_rate, health_lat = asyncio.run(health(f"{base}/healthz", args.seconds, args.clients))
+        rate, latencies = asyncio.run(reports(dlr_url, ids, args.clients))
+    done = delivered(db_url)
+    if done != args.messages:
+        raise RuntimeError(f"{done} of {args.messages} texts delivered")
+    return {
+        "health": health_rate,
+        "health_p99": percentile(health_lat, 0.99) * 1000,
+        "reports": rate,
+        "p50": percentile(latencies, 0.50) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0, help="of /healthz")
+    parser.add_argument("--postgres", default=os.environ.get("PATRONLINK_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args)
+    if args.postgres:
+        pg_url, name = create_pg(args.postgres)
+        try:
+            results["postgresql"] = measure(pg_url, args)
+        finally:
+            drop_pg(args.postgres, name)
+    print(f"delivery-report benchmark: {args.messages} reports, {args.clients} clients")
+    for backend, f in results.items():
+        print(
+            f"  {backend:<10} /healthz        {f['health']:>8.0f} req/s"
+            f"                           p99 {f['health_p99']:.1f} ms"
+        )
+        print(
+            f"  {backend:<10} LINK reports    {f['reports']:>8.0f} req/s"
+            f"   ratio {f['reports'] / f['health']:.2f}"
+            f"   p50 {f['p50']:.1f} ms   p99 {f['p99']:.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Provider callbacks: who may call, and recording what delivery reports say.
+
+Each provider proves itself differently (HTTP Basic of an integration user for LINK, an HMAC in
+Kannel's ``dlr-url``, a JWT for GatewayAPI). ``receive_report_batch`` takes calls that arrived
+together, checks each one's proof against its agency as stored now, reads its report only then,
+and applies the reports in one transaction. Reports are written once:
+``OutboxRepository.apply_report`` never moves a text out of a final state, so duplicates and late
+intermediate reports change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from patronlink.domain.agency import Agency
+from patronlink.domain.delivery import Report, kannel_signature
+from patronlink.domain.errors import NotFound, Unauthenticated, ValidationError
+from patronlink.services.clock import Clock
+from patronlink.services.gateway_config import sms_settings
+from patronlink.services.secrets import VerifiedPasswords, constant_time_equals, resolve
+from patronlink.storage.database import Database, Repositories
+
+log = logging.getLogger("patronlink.delivery")
+
+
+@dataclass(frozen=True)
+class CallbackAgency:
+    """The agency a callback names, with its SMS settings (secrets still as written)."""
+
+    agency: Agency
+    sms: dict[str, Any]
+    settings: dict[str, Any]
+
+    def secret(self, key: str, environ: Mapping[str, str]) -> str:
+        """A gateway secret of the agency, resolved; empty when not configured."""
+        value = self.sms.get(key)
+        return resolve(str(value), environ) if value else ""
+
+
+def callback_agency(db: Database, agency_ref: str) -> CallbackAgency:
+    """The agency by ISIL or number; ``NotFound`` when there is none."""
+    with db.transaction() as repos:
+        found = repos.agencies.get_with_settings(agency_ref, branches=False)
+    if found is None:
+        raise NotFound(f"agency {agency_ref!r} does not exist")
+    agency, settings = found
+    return CallbackAgency(agency, sms_settings(settings), dict(settings))
+
+
+def check_integration_user(
+    db: Database, passwords: VerifiedPasswords, agency_ref: str, username: str, password: str
+) -> CallbackAgency:
+    """The agency, if ``username``/``password`` is one of its integration users.
+
+    ``Unauthenticated`` for a wrong user or password and for no such agency alike: an unknown
+    agency pays the same argon2 check against a dummy hash, so neither the answer nor its time
+    tells which agencies exist. argon2 runs outside any transaction (``VerifiedPasswords``
+    remembers recent successes).
+    """
+    with db.transaction() as repos:
+        found = repos.agencies.with_credentials(agency_ref, username)
+    if found is None:
+        passwords.verify(None, password)
+        raise Unauthenticated("wrong user or password")
+    agency, settings, stored = found
+    if not passwords.verify(stored, password):
+        raise Unauthenticated("wrong user or password")
+    return CallbackAgency(agency, sms_settings(settings), dict(settings))
+
+
+def check_kannel_signature(
+    found: CallbackAgency, message_id: int, signature: str, environ: Mapping[str, str]
+) -> None:
+    """``Unauthenticated`` unless ``signature`` is the one the Kannel driver put in its dlr-url."""
+    secret = found.secret("password", environ) if found.sms.get("driver") == "kannel" else ""
+    if not secret:
+        raise Unauthenticated("this agency does not send through Kannel")
+    expected = kannel_signature(secret, found.agency.id, message_id)
+    if not constant_time_equals(expected, signature):
+        raise Unauthenticated("wrong signature")
+
+
+# -- Batches -----------------------------------------------------------------------------------
+
+ReadReport = Callable[[CallbackAgency], Report]
+
+
+@dataclass(frozen=True)
+class ReportCall:
+    """One provider call: which agency, how it proves itself, and how to read its report.
+
+    ``credentials`` (an integration user's) are checked first when given; ``read`` then checks
+    any other proof against the agency's settings (``Unauthenticated``) and reads the report from
+    the call (``ValidationError``): nothing is read from a call that has not proved itself.
+    """
+
+    agency_ref: str
+    provider: str
+    read: ReadReport
+    credentials: tuple[str, str] | None = None
+
+
+# (agency id, applied | ignored | unknown, the report's delivery state)
+Outcome = tuple[str, str, str]
+
+
+class _Unverified(Exception):
+    def __init__(self, stored: str | None) -> None:
+        super().__init__("password not verified yet")
+        self.stored = stored
+
+
+def receive_report_batch(
+    db: Database, passwords: VerifiedPasswords, calls: Sequence[ReportCall], clock: Clock
+) -> list[Outcome | Exception]:
+    """Handle several calls in one transaction: one commit for all of them.
+
+    Each call's result is ``(agency_id, applied|ignored|unknown, delivery state)`` or the
+    exception it raises (``NotFound``, ``Unauthenticated``, ``ValidationError``), with nothing
+    written for it. The
+    agency and the user's password hash are read in the transaction that writes, so a
+    ``config apply`` takes effect with the next call. A password not checked against the same
+    stored hash recently is verified with argon2 after the batch, outside any transaction, and
+    that call is then handled alone. Reports are applied in the order of their message ids, so
+    two batches in two processes lock the texts in the same order.
+    """
+    results: list[Outcome | Exception | None] = [None] * len(calls)
+    now = clock()
+    with db.transaction() as repos:
+        agencies: dict[tuple[str, str | None], tuple[CallbackAgency, str | None] | None] = {}
+        ready: list[tuple[int, str, Report]] = []
+        for i, call in enumerate(calls):
+            user = call.credentials[0] if call.credentials else None
+            key = (call.agency_ref, user)
+            if key not in agencies:
+                agencies[key] = _lookup(repos, call.agency_ref, user)
+            found = agencies[key]
+            try:
+                if found is None:
+                    if call.credentials:  # the dummy argon2 check after the batch, as a user's
+                        raise _Unverified(None)
+                    raise NotFound(f"agency {call.agency_ref!r} does not exist")
+                agency, stored = found
+                if call.credentials and not passwords.remembered(stored, call.credentials[1]):
+                    raise _Unverified(stored)
+                ready.append((i, agency.agency.id, call.read(agency)))
+            except (NotFound, Unauthenticated, ValidationError, _Unverified) as exc:
+                results[i] = exc
+        ready.sort(key=lambda item: item[2].message_id or 0)
+        for i, agency_id, report in ready:
+            applied = repos.outbox.apply_report(agency_id, report, now)
+            results[i] = (agency_id, applied, report.state.value)
+    out: list[Outcome | Exception] = []
+    for call, result in zip(calls, results, strict=True):
+        if isinstance(result, _Unverified):
+            assert call.credentials is not None
+            if not passwords.verify(result.stored, call.credentials[1]):
+                out.append(Unauthenticated("wrong user or password"))
+                continue
+            retried = receive_report_batch(db, passwords, [call], clock)[0]
+            out.append(retried if not isinstance(retried, _Unverified) else Unauthenticated(""))
+            continue
+        assert result is not None
+        out.append(result)
+    for call, result in zip(calls, out, strict=True):
+        if isinstance(result, tuple) and result[1] == "unknown":
+            log.warning(
+                "delivery report for an unknown text",
+                extra={"provider": call.provider, "agency": result[0]},
+            )
+    return out
+
+
+def _lookup(
+    repos: Repositories, agency_ref: str, user: str | None
+) -> tuple[CallbackAgency, str | None] | None:
+    if user is not None:
+        with_user = repos.agencies.with_credentials(agency_ref, user)
+        if with_user is None:
+            return None
+        agency, settings, stored = with_user
+        return CallbackAgency(agency, sms_settings(settings), dict(settings)), stored
+    found = repos.agencies.get_with_settings(agency_ref, branches=False)
+    if found is None:
+        return None
+    return CallbackAgency(found[0], sms_settings(found[1]), dict(found[1])), None
