@@ -113,6 +113,8 @@ class Synchroniser:
         self.errors: list[RecordError] = []
         self.changes: list[Change] = []
         self.note: str | None = None
+        # A safety rule kept the missing patrons from being deactivated (see ``finish``).
+        self.stopped = False
 
     def close(self) -> None:
         """Wait for the store's background writes; call before the transaction ends."""
@@ -129,6 +131,18 @@ class Synchroniser:
     def _fail(self, error: RecordError) -> None:
         self.counts.failed += 1
         self.errors.append(error)
+
+    def _warn(self, number: int, checked: Checked) -> None:
+        """A record that is written, with what was set aside (a phone number that does not
+        validate) reported as warnings."""
+        if checked.faults:
+            self.counts.warnings += 1
+            self.errors.extend(checked.findings(number))
+
+    def _fail_checked(self, number: int, checked: Checked) -> None:
+        """A record with errors: every fault found is reported, the warnings too."""
+        self.counts.failed += 1
+        self.errors.extend(checked.findings(number))
 
     def flush(self) -> None:
         batch, self._batch = self._batch, []
@@ -211,7 +225,7 @@ class Synchroniser:
         known: dict[str, Known],
     ) -> None:
         """Each entry of the batch, in feed order: an error, unchanged, or to be written."""
-        candidates: list[tuple[int, str, str, Known | None, Patron]] = []
+        candidates: list[tuple[int, str, str, Known | None, Patron, Checked]] = []
         seen = self._seen_external
         for item in batch:
             if isinstance(item, RecordError):
@@ -251,23 +265,25 @@ class Synchroniser:
             if checked.patron is None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(item.number, checked.reason, checked.external_id))
+                self._fail_checked(item.number, checked)
                 continue
             candidates.append(
-                (item.number, checked.external_id, item.fingerprint, match, checked.patron)
+                (item.number, checked.external_id, item.fingerprint, match, checked.patron, checked)
             )
         if candidates:
             self._write(candidates)
 
-    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron]]) -> None:
+    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron, Checked]]) -> None:
         lookups = [
-            p.patron_id for _, _, _, k, p in candidates if k is None or k.patron_id != p.patron_id
+            p.patron_id
+            for _, _, _, k, p, _ in candidates
+            if k is None or k.patron_id != p.patron_id
         ]
         by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
         claimed: set[str] = set()
         creates: list[tuple[Patron, str]] = []
-        updates: list[tuple[str, Known, Patron]] = []
-        for number, external_id, digest, match, patron in candidates:
+        updates: list[tuple[str, Known, Patron, frozenset[str]]] = []
+        for number, external_id, digest, match, patron, checked in candidates:
             other = by_patron_id.get(patron.patron_id)
             reason = None
             if patron.patron_id in claimed:
@@ -285,17 +301,19 @@ class Synchroniser:
                 else:
                     # Fall back to the patron id: a patron registered by hand (or re-keyed by the
                     # institution) is taken over by this source rather than duplicated.
-                    updates.append((digest, other, patron))
+                    updates.append((digest, other, patron, checked.keep))
             elif match is not None and other is not None and other.pk != match.pk:
                 reason = f"patron id {patron.patron_id!r} is taken by another patron"
             elif match is not None:
-                updates.append((digest, match, patron))
+                updates.append((digest, match, patron, checked.keep))
             if reason is not None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(number, reason, external_id))
+                self._fail(RecordError(number, reason, external_id, "patron_id"))
+                self.errors.extend(checked.findings(number))
             else:
                 claimed.add(patron.patron_id)
+                self._warn(number, checked)
         self._create(creates)
         self._update(updates)
 
@@ -308,15 +326,15 @@ class Synchroniser:
         if self._collect:
             self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
 
-    def _update(self, updates: list[tuple[str, Known, Patron]]) -> None:
+    def _update(self, updates: list[tuple[str, Known, Patron, frozenset[str]]]) -> None:
         if not updates:
             return
-        stored = self._store.load([k.pk for _, k, _ in updates])
+        stored = self._store.load([k.pk for _, k, _, _ in updates])
         writes: list[tuple[int, Patron]] = []
         states: list[tuple[int, str | None, int]] = []
-        for digest, known, imported in updates:
+        for digest, known, imported, keep in updates:
             self._seen_pks.add(known.pk)
-            wanted = merge(stored[known.pk], imported)
+            wanted = merge(stored[known.pk], imported, keep)
             fields = changed_fields(stored[known.pk], wanted)
             if fields:
                 writes.append((known.pk, wanted))
@@ -348,6 +366,7 @@ class Synchroniser:
             missing=missing,
         )
         self.note = plan.skipped
+        self.stopped = plan.stopped
         if not plan.counting:
             return
         self._store.count_missing(plan.counting)

@@ -38,7 +38,7 @@ PAGE = 5000
 _PATRON_COLUMNS = (
     "id", "agency_id", "patron_id", "name", "status", "expiry_date", "email", "sms_number",
     "want_sms", "address_lines", "zip", "birth_date", "home_branch", "source", "external_id",
-    "extra", "created_at", "updated_at",
+    "extra", "phones_unparsed", "created_at", "updated_at",
 )  # fmt: skip
 _PHONE_COLUMNS = ("patron_pk", "position", "agency_id", "number", "kind")
 _STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
@@ -46,7 +46,7 @@ _STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
 # json's binary form is).
 _PATRON_TYPES = (
     "int4", "text", "text", "text", "text", "date", "text", "text", "bool", "text", "text",
-    "date", "text", "text", "text", "text", "timestamptz", "timestamptz",
+    "date", "text", "text", "text", "text", "text", "timestamptz", "timestamptz",
 )  # fmt: skip
 _PHONE_TYPES = ("int4", "int4", "text", "text", "text")
 _STATE_TYPES = ("int4", "text", "int4")
@@ -351,6 +351,7 @@ class ImportStore:
             p.patron_id, p.name, p.status.value, day(p.expiry_date), p.email, p.sms_number,
             p.want_sms, _json_lines(p.address_lines), p.zip, day(p.birth_date),
             p.home_branch, p.source, p.external_id, _json_extra(p.extra),
+            _json_lines(p.phones_unparsed),
         )  # fmt: skip
 
     def _refresh_statistics(self) -> None:
