@@ -272,7 +272,8 @@ def _identity(record: ImportedRecord, fault: Callable[[Fault], None]) -> tuple[s
     elif len(record.external_id) > MAX_EXTERNAL_ID:
         fault(Fault("external_id", f"external id is longer than {MAX_EXTERNAL_ID} characters"))
     patron_id = record.patron_id.strip()
-    if not patron_id:
+    if not patron_id and "patron_id" not in record.absent:
+        # (One the feed leaves out on purpose is made up when the patron is created.)
         fault(Fault("patron_id", "the record has no patron id (card number)"))
     elif len(patron_id) > MAX_PATRON_ID:
         fault(Fault("patron_id", f"patron id is longer than {MAX_PATRON_ID} characters"))

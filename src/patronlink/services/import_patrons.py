@@ -308,6 +308,7 @@ def _synchronise(
             collect_changes=dry_run,
             progress=progress,
             remote=remote,
+            patron_id_prefix=str(settings.get("patron_id_prefix") or ""),
         )
         try:
             for item in reader.entries():

@@ -14,6 +14,7 @@ fails midway, a dry run) leaves every patron as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class Synchroniser:
         progress: Callable[[RunCounts], None] | None = None,
         batch_size: int = BATCH,
         remote: RemoteCheck | None = None,
+        patron_id_prefix: str = "",
     ) -> None:
         self._store = ImportStore(conn)
         self._agency_id = agency_id
@@ -100,6 +102,7 @@ class Synchroniser:
         self._progress = progress
         self._batch_size = batch_size
         self._remote = remote
+        self._prefix = patron_id_prefix
         self._batch: list[RecordError | PendingRecord] = []
         # Memory grows with the feed only through these two and the digests below (the external
         # ids of a million entries take about 100 MB, their keys 125 KB, the digests of a million
@@ -277,7 +280,7 @@ class Synchroniser:
         lookups = [
             p.patron_id
             for _, _, _, k, p, _ in candidates
-            if k is None or k.patron_id != p.patron_id
+            if p.patron_id and (k is None or k.patron_id != p.patron_id)
         ]
         by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
         claimed: set[str] = set()
@@ -286,7 +289,7 @@ class Synchroniser:
         for number, external_id, digest, match, patron, checked in candidates:
             other = by_patron_id.get(patron.patron_id)
             reason = None
-            if patron.patron_id in claimed:
+            if patron.patron_id and patron.patron_id in claimed:
                 reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
             elif match is None and other is None:
                 creates.append((patron, digest))
@@ -320,6 +323,13 @@ class Synchroniser:
     def _create(self, creates: list[tuple[Patron, str]]) -> None:
         if not creates:
             return
+        unnumbered = [i for i, (p, _) in enumerate(creates) if not p.patron_id]
+        if unnumbered:
+            # Rows without a card number (Koha's own import numbers such patrons too).
+            ids = self._store.new_patron_ids(self._agency_id, self._prefix, len(unnumbered))
+            for i, patron_id in zip(unnumbered, ids, strict=True):
+                patron, digest = creates[i]
+                creates[i] = (dataclasses.replace(patron, patron_id=patron_id), digest)
         pks = self._store.create(creates, self._now)
         self._seen_pks.update(pks)
         self.counts.created += len(pks)

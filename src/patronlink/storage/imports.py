@@ -32,7 +32,12 @@ from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.patrons import PatronRepository, patron_row_values
 from patronlink.storage.raw import bind_time
-from patronlink.storage.tables import import_patron_state, patron_phones, patrons
+from patronlink.storage.tables import (
+    import_patron_state,
+    patron_id_sequences,
+    patron_phones,
+    patrons,
+)
 
 PAGE = 5000
 _PATRON_COLUMNS = (
@@ -279,6 +284,34 @@ class ImportStore:
         self.settle()
         sql = "SELECT 1 FROM patrons WHERE agency_id = ? AND source = ? LIMIT 1"
         return bool(self._driver.rows(sql, (agency_id, source_id)))
+
+    def new_patron_ids(self, agency_id: str, prefix: str, count: int) -> list[str]:
+        """``count`` patron ids of the agency's sequence (``prefix`` and a number), none taken.
+
+        The sequence's row is updated inside the run's transaction: a run that rolls back gives
+        its numbers back, and a concurrent run of another source waits for this one's commit.
+        """
+        self.settle()
+        dialect = postgresql if self._postgres else sqlite
+        self._conn.execute(
+            dialect.insert(patron_id_sequences)
+            .values(agency_id=agency_id, last_value=0)
+            .on_conflict_do_nothing(index_elements=["agency_id"])
+        )
+        found: list[str] = []
+        while len(found) < count:
+            wanted = count - len(found)
+            top = self._conn.execute(
+                update(patron_id_sequences)
+                .where(patron_id_sequences.c.agency_id == agency_id)
+                .values(last_value=patron_id_sequences.c.last_value + wanted)
+                .returning(patron_id_sequences.c.last_value)
+            ).scalar_one()
+            ids = [f"{prefix}{n}" for n in range(top - wanted + 1, top + 1)]
+            # A number staff or a feed gave a patron already is skipped, not reused.
+            taken = self.by_patron_id(agency_id, ids)
+            found.extend(i for i in ids if i not in taken)
+        return found
 
     def by_patron_id(self, agency_id: str, patron_ids: Sequence[str]) -> dict[str, Known]:
         """The agency's patrons with these patron ids, whatever their source."""

@@ -306,6 +306,15 @@ import_patron_state = Table(
     Column("missing_runs", Integer, nullable=False, default=0),
 )
 
+# The last number given to a patron id an import made up, per agency (migration 0012): for rows
+# of a feed that carry no card number (Koha numbers such patrons itself).
+patron_id_sequences = Table(
+    "patron_id_sequences",
+    metadata,
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_value", Integer, nullable=False, default=0),
+)
+
 # One row per source: the schedule's last claimed due time and the run holding the source.
 import_source_state = Table(
     "import_source_state",

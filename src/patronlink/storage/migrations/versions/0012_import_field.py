@@ -2,7 +2,8 @@
 
 A phone number an import cannot read no longer keeps the patron out: it is kept as written in
 ``patrons.phones_unparsed``. Each finding of a run says its ``field`` and ``severity``, and a run
-counts the records written with a warning.
+counts the records written with a warning. ``patron_id_sequences`` numbers the patrons of rows
+that carry no card number.
 
 Revision ID: 0012
 Revises: 0007
@@ -21,6 +22,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "patron_id_sequences",
+        sa.Column("agency_id", sa.String(length=16), nullable=False),
+        sa.Column("last_value", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("agency_id"),
+    )
     with op.batch_alter_table("patrons", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("phones_unparsed", sa.JSON(), nullable=False, server_default="[]")
@@ -42,3 +50,4 @@ def downgrade() -> None:
         batch_op.drop_column("warnings")
     with op.batch_alter_table("patrons", schema=None) as batch_op:
         batch_op.drop_column("phones_unparsed")
+    op.drop_table("patron_id_sequences")
