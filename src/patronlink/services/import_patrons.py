@@ -272,8 +272,8 @@ def _synchronise(
         # The first bytes decide where the feed is read (a source that fails already here
         # fails the run before it starts).
         prefix = stream.read(reader_process_from)
-        # A smaller feed is all in ``prefix``; a larger one must set FOLIO's
-        # ``updateOnlyPresentFields`` in its first bytes (``_late_flag`` checks after reading).
+        # A smaller feed is all in ``prefix``; a larger one may set FOLIO's
+        # ``updateOnlyPresentFields`` after its users (``Synchroniser.resolve_present_only``).
         options = _options(source, prefix)
         reader: FeedReader | ReaderProcess
         remote: RemoteCheck | None = None
@@ -309,16 +309,13 @@ def _synchronise(
             progress=progress,
             remote=remote,
             patron_id_prefix=str(settings.get("patron_id_prefix") or ""),
+            # Known at once when the first bytes say so or hold the whole feed.
+            present_only=True if options.update_only_present else (None if remote else False),
         )
         try:
             for item in reader.entries():
                 sync.add(item)
-            if reader.present_only and not options.update_only_present:
-                raise SourceFormatError(
-                    "the feed sets updateOnlyPresentFields to true after its first "
-                    f"{reader_process_from // (1024 * 1024)} MiB, too late to honour it for the "
-                    'users before it; no patron was changed: send it before "users"'
-                )
+            sync.resolve_present_only(reader.present_only)
             enabled = configured if configured is not None else reader.deactivate_missing
             sync.finish(
                 DeactivationRules(

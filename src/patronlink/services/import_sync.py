@@ -37,6 +37,9 @@ from patronlink.domain.patron import Patron
 from patronlink.storage.imports import ImportStore, Known
 
 BATCH = 2000
+# Fields an entry leaves out that are kept whatever the feed says (a patron id made up for a
+# Koha row without a number).
+ALWAYS_KEPT = frozenset({"patron_id"})
 
 # Reads the entries of a batch elsewhere (``ReaderProcess.check``): fills in ``checked`` of the
 # entries given, may forget entries up to the number given, and reads ahead from now on when told.
@@ -92,6 +95,7 @@ class Synchroniser:
         batch_size: int = BATCH,
         remote: RemoteCheck | None = None,
         patron_id_prefix: str = "",
+        present_only: bool | None = False,
     ) -> None:
         self._store = ImportStore(conn)
         self._agency_id = agency_id
@@ -103,6 +107,12 @@ class Synchroniser:
         self._batch_size = batch_size
         self._remote = remote
         self._prefix = patron_id_prefix
+        # FOLIO's updateOnlyPresentFields: None while the feed has not said (it may say so
+        # after its users); see ``resolve_present_only``.
+        self._present_only = present_only
+        # Meanwhile, for each patron updated as if it were false, the stored values the flag
+        # would have kept, and whether the patron would have changed at all.
+        self._deferred: dict[int, tuple[dict[str, object], bool]] = {}
         self._batch: list[RecordError | PendingRecord] = []
         # Memory grows with the feed only through these two and the digests below (the external
         # ids of a million entries take about 100 MB, their keys 125 KB, the digests of a million
@@ -344,8 +354,12 @@ class Synchroniser:
         states: list[tuple[int, str | None, int]] = []
         for digest, known, imported, keep in updates:
             self._seen_pks.add(known.pk)
-            wanted = merge(stored[known.pk], imported, keep)
-            fields = changed_fields(stored[known.pk], wanted)
+            original = stored[known.pk]
+            own = keep & ALWAYS_KEPT
+            wanted = merge(original, imported, keep if self._present_only else own)
+            if self._present_only is None and keep - own:
+                self._defer(known.pk, original, imported, keep, wanted)
+            fields = changed_fields(original, wanted)
             if fields:
                 writes.append((known.pk, wanted))
                 self.counts.updated += 1
@@ -357,6 +371,37 @@ class Synchroniser:
                 states.append((known.pk, digest, 0))
         self._store.update(writes, self._now)
         self._store.set_state(states)
+
+    def _defer(
+        self, pk: int, original: Patron, imported: Patron, keep: frozenset[str], wanted: Patron
+    ) -> None:
+        """Remember what updateOnlyPresentFields would keep of this patron, should the feed set
+        it after its users. Only the values that differ: a field the user lacks that was empty
+        anyway costs nothing."""
+        later = merge(original, imported, keep)
+        saved = {f: getattr(later, f) for f in keep if getattr(later, f) != getattr(wanted, f)}
+        if saved:
+            self._deferred[pk] = (saved, bool(changed_fields(original, later)))
+
+    def resolve_present_only(self, present_only: bool) -> None:
+        """What the feed said of updateOnlyPresentFields, once all of it is read.
+
+        When it was said only after the users, the patrons updated meanwhile get back the stored
+        values of the fields their users did not carry (in the same transaction).
+        """
+        self.flush()
+        deferred, self._deferred = self._deferred, {}
+        self._present_only = present_only
+        if not present_only or not deferred:
+            return
+        current = self._store.load(list(deferred))
+        writes = []
+        for pk, (saved, changed) in deferred.items():
+            writes.append((pk, dataclasses.replace(current[pk], **saved)))  # type: ignore[arg-type]
+            if not changed:  # only a field the flag keeps had changed: unchanged after all
+                self.counts.updated -= 1
+                self.counts.unchanged += 1
+        self._store.update(writes, self._now)
 
     def finish(self, rules: DeactivationRules) -> None:
         """Apply the last batch, then count and deactivate the missing patrons when it is safe."""

@@ -230,7 +230,8 @@ def user_record(
             address_lines=lines,
             zip=zip_code,
             extra=extra,
-            absent=_absent(user, personal) if options.update_only_present else frozenset(),
+            # Always: whether the feed asks to keep them may only be known after its users.
+            absent=_absent(user, personal),
         )
     except FieldError as exc:
         external = user.get("externalSystemId") if isinstance(user, dict) else None
@@ -240,7 +241,9 @@ def user_record(
 def _kind(options: ReaderOptions) -> str:
     """The fingerprints' kind: the options that change what a user reads as are part of it, so
     that a changed mapping reads every user again."""
-    if options == ReaderOptions(date_format=options.date_format):
+    # Neither the date format (FOLIO's are ISO) nor updateOnlyPresentFields (which decides
+    # how a record is applied, not what it says) changes what a user reads as.
+    if options.patron_id is options.external_id is options.sms_number is None:
         return KIND
     wire = repr(sorted(options.wire().items())).encode()
     return KIND + ":" + hashlib.blake2b(wire, digest_size=4).hexdigest()  # 16 bytes at most

@@ -142,12 +142,12 @@ def _attributes(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def _natural_key(get: dict[str, str]) -> str:
-    """A match key for a row with no number of any kind: the person as the row describes them.
+    """A match key for a row with no number of any kind: the person's names and birth date.
 
     Koha itself needs only a surname and numbers the patron; a later export of the same person
     gives the same key, so the patron is found again rather than created twice.
     """
-    person = "\x1f".join(get.get(c, "") for c in ("surname", "firstname", "dateofbirth", "email"))
+    person = "\x1f".join(get.get(c, "") for c in ("surname", "firstname", "dateofbirth"))
     return NATURAL_KEY + hashlib.blake2b(person.casefold().encode(), digest_size=12).hexdigest()
 
 
@@ -175,7 +175,7 @@ def _row_record(
             borrowernumber
             or userid
             or cardnumber
-            or _natural_key({c: get(c) for c in ("surname", "firstname", "dateofbirth", "email")})
+            or _natural_key({c: get(c) for c in ("surname", "firstname", "dateofbirth")})
         )
     sms = get(options.sms_number or "smsalertnumber")
     extra = tuple(
