@@ -163,8 +163,21 @@ def _kept(user: dict[str, Any], personal: dict[str, Any]) -> tuple[tuple[str, st
     return tuple((k, v) for k, v in found if v)
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 def _absent(user: dict[str, Any], personal: dict[str, Any]) -> frozenset[str]:
     """The patron fields this user does not carry (for ``updateOnlyPresentFields``)."""
+    if (
+        # Most users carry them all: a chain of lookups, no set (this runs for every user read).
+        "active" in user
+        and "expirationDate" in user
+        and "email" in personal
+        and "mobilePhone" in personal
+        and "preferredContactTypeId" in personal
+        and "addresses" in personal
+    ):
+        return _NOTHING
     absent = {field for key, field in _USER_PARTS if key not in user}
     absent.update(field for key, field in _PERSONAL_PARTS if key not in personal)
     if "phone" not in personal and "mobilePhone" not in personal:
@@ -177,7 +190,6 @@ _DEFAULTS = ReaderOptions()
 # a user reads differently (this one: contact types by name, ``preferredFirstName``, ``extra``):
 # the first run after an upgrade then compares every patron field by field, once.
 KIND = "folio-2"
-_RARE = ("customFields", "departments", "enrollmentDate", "requestPreference")
 
 
 def user_record(
@@ -187,8 +199,12 @@ def user_record(
     try:
         user = _object(user, "the user")
         personal = _object(user.get("personal"), "personal")
-        id_path = options.external_id or "externalSystemId"
-        external_id = _text(_path(user, id_path), id_path)
+        id_path = options.external_id
+        if id_path is None:
+            id_path = "externalSystemId"
+            external_id = _text(user.get(id_path), id_path)
+        else:
+            external_id = _text(_path(user, id_path), id_path)
         if not external_id:
             return RecordError(number, f"the user has no {id_path}", None, id_path)
         active = user.get("active", True)
@@ -211,7 +227,13 @@ def user_record(
         extra = (("username", username),) if username else ()
         if group:
             extra = (*extra, ("patron_group", group))
-        if "pronouns" in personal or any(key in user for key in _RARE):
+        if (
+            "customFields" in user
+            or "departments" in user
+            or "enrollmentDate" in user
+            or "requestPreference" in user
+            or "pronouns" in personal
+        ):
             extra = (*extra, *_kept(user, personal))
         first = _text(personal.get("preferredFirstName"), "personal.preferredFirstName")
         return ImportedRecord(

@@ -238,7 +238,12 @@ def main() -> None:
 # The parent
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 def _faults(wire: tuple[tuple[str | None, str, str], ...]) -> tuple[Fault, ...]:
+    if not wire:  # nearly always: no generator to set up
+        return ()
     return tuple(Fault(f, reason, Severity(severity)) for f, reason, severity in wire)
 
 
@@ -396,7 +401,9 @@ class ReaderProcess:
                 p[7], p[8], p[9], dt.date.fromordinal(birth) if birth is not None else None,
                 p[11], self._source_id, external_id, p[12], p[13],
             )  # fmt: skip
-            return Checked(external_id, patron, _faults(w[2]), frozenset(w[3]))
+            return Checked(
+                external_id, patron, _faults(w[2]), frozenset(w[3]) if w[3] else _NOTHING
+            )
         if kind == _INVALID:
             return Checked(external_id, None, _faults(w[1]), frozenset(w[2]))
         return RecordError(number, w[1], w[2], w[3])
