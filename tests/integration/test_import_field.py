@@ -250,10 +250,12 @@ def test_run_json_has_warnings_and_findings(
     assert report.status is RunStatus.SUCCEEDED_WITH_ERRORS
     token = create_token(db, "t", AGENCY, clock)
     with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
-        got = c.get(
-            f"/api/v1/import-sources/{SOURCE}/runs/{report.run_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        ).json()
+        auth = {"Authorization": f"Bearer {token}"}
+        got = c.get(f"/api/v1/import-sources/{SOURCE}/runs/{report.run_id}", headers=auth).json()
+        patron = c.get(f"/api/v1/agencies/{AGENCY}/patrons/1000002", headers=auth).json()
+    # Shown to staff as written, and not among the numbers texted.
+    assert patron["phones_unparsed"] == ["12"]
+    assert "12" not in patron["phones"]
     assert (got["failed"], got["warnings"]) == (1, 1)
     findings = [(e["record_number"], e["field"], e["severity"]) for e in got["errors"]]
     assert findings == [
