@@ -263,3 +263,36 @@ def test_run_json_has_warnings_and_findings(
         (2, "expiry_date", "error"),
         (3, "phones[1]", "warning"),
     ]
+
+
+def test_config_apply_checks_the_mapping(db: Database, settings: Settings, tmp_path: Path) -> None:
+    example = (Path(__file__).parent.parent / "fixtures" / "design_example.toml").read_text()
+    env = {
+        "HORSENS_SMS_PASSWORD": "gateway-secret-1",
+        "HORSENS_SMS_INBOUND_PASSWORD": "inbound-secret-1",
+        "UCL_PASSWORD": "ucl-secret-1",
+    }
+    runner = CliRunner()
+
+    def apply(text: str) -> tuple[int, str]:
+        path = tmp_path / "config.toml"
+        path.write_text(text)
+        args = ["--database-url", settings.database_url, "config", "apply", str(path)]
+        result = runner.invoke(main, args, env=env)
+        return result.exit_code, result.output
+
+    koha = example.replace('format = "folio-json"', 'format = "koha-csv"')
+    assert koha != example
+    code, output = apply(koha + '\n[import_sources.mapping]\npatron_id = "customFields.id"\n')
+    assert code == 2, output
+    assert "is not a column name" in output
+    code, output = apply(
+        example + '\ndate_format = "metric"\n[import_sources.mapping]\n'
+        'patron_id = "customFields.studentId"\n'
+    )
+    assert code == 0, output
+    with db.transaction() as repos:
+        found = repos.import_sources.get("ucl-students")
+    assert found is not None
+    assert found[1]["mapping"]["patron_id"] == "customFields.studentId"
+    assert found[1]["date_format"] == "metric"
