@@ -4,6 +4,7 @@ beside errors, safety stops that show, Koha's dates and numbering, FOLIO's flags
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.integration.import_fixtures import AGENCY, SOURCE, add_source, patron
 from tests.support import field_samples as samples
 from tests.support.feeds import folio_body, folio_user
 from tests.support.live_server import live_server
+from tests.support.staff_site import add_users, configure, log_in, post_form
 
 
 @pytest.fixture(params=[READER_PROCESS_FROM, 0], ids=["in-process", "reader-process"])
@@ -296,3 +298,29 @@ def test_config_apply_checks_the_mapping(db: Database, settings: Settings, tmp_p
     assert found is not None
     assert found[1]["mapping"]["patron_id"] == "customFields.studentId"
     assert found[1]["date_format"] == "metric"
+
+
+def test_staff_ui_shows_warnings_amber_in_danish_and_english(
+    db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    configure(db, clock, tmp_path)
+    add_users(db, clock)
+    (tmp_path / "students.json").write_bytes(samples.FOLIO_CLIENT_MOBILE)
+    report = run_import(db, "ucl-students", trigger=Trigger.CLI, clock=clock, environ={})
+    assert report.status is RunStatus.SUCCEEDED_WITH_WARNINGS
+    with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
+        log_in(c, "anna")
+        page = c.get(f"/staff/imports/runs/{report.run_id}").text
+        assert 'class="status run-succeeded_with_warnings">succeeded with warnings<' in page
+        assert '<dd id="warnings">1</dd>' in page
+        assert '<tr class="finding-warning"><td>1</td><td>4268755</td><td>warning</td>' in page
+        patron = c.get(f"/staff/patrons/{AGENCY}/4268755EWL").text
+        assert "Unreadable phone numbers (never texted)" in patron
+        assert '<dd id="phones-unparsed">86 130 6785 1536</dd>' in patron
+        css = c.get("/staff/static/staff.css").text
+        post_form(c, "/staff/language", language="da")
+        dansk = c.get(f"/staff/imports/runs/{report.run_id}").text
+    assert ">gennemført med advarsler<" in dansk
+    assert "<td>advarsel</td>" in dansk
+    assert re.search(r"\.run-succeeded_with_warnings[^{]*\{ color: var\(--amber\)", css)
+    assert "--amber: #b26a00" in css
