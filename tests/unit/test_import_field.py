@@ -85,6 +85,13 @@ def test_every_fault_of_a_record_is_reported() -> None:
     findings = checked.findings(7)
     assert {(f.number, f.external_id) for f in findings} == {(7, "x")}
     assert len(findings) == 5
+    # Kept as written, but not without limit.
+    long = dataclasses.replace(
+        record, patron_id="p", first_name="A", phones=("x" * 5000,), expiry="", birth_date=""
+    )
+    fields, _ = validate(long, country_code=COUNTRY)
+    assert fields is not None
+    assert fields[13] == ("x" * 64,)
 
 
 # --- FOLIO as FOLIO sends it ---------------------------------------------------------------------

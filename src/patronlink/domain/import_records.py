@@ -25,6 +25,8 @@ from patronlink.domain.patron import MAX_NAME, MAX_PATRON_ID, Patron, PatronStat
 
 MAX_EXTERNAL_ID = 128
 MAX_EMAIL = 254
+# A phone number kept as written is cut at this length (a feed may put anything in the field).
+MAX_UNPARSED = 64
 
 # The patron fields an import owns. Anything else (birth date when the feed has none, PIN, staff
 # notes) is left as staff set it.
@@ -307,8 +309,8 @@ def _numbers(
                     number = phone.normalise(raw, country_code, field=f"phones[{i}]")
                 except ValidationError as exc:
                     number = ""
-                    unparsed[raw.strip()] = None
-                    fault(_invalid_number(raw.strip(), f"phones[{i}]", exc))
+                    unparsed[raw.strip()[:MAX_UNPARSED]] = None
+                    fault(_invalid_number(raw.strip()[:MAX_UNPARSED], f"phones[{i}]", exc))
                 seen[raw] = number
             if number:
                 numbers[number] = None
@@ -319,7 +321,7 @@ def _numbers(
             try:
                 sms = phone.normalise(record.sms_number, country_code, field="sms_number")
             except ValidationError as exc:
-                text = record.sms_number.strip()
+                text = record.sms_number.strip()[:MAX_UNPARSED]
                 if text not in unparsed:
                     unparsed[text] = None
                     fault(_invalid_number(text, "sms_number", exc))
