@@ -231,14 +231,14 @@ def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> d
     return {k: resolve(v, environ) if isinstance(v, str) else str(v) for k, v in auth.items()}
 
 
-def _options(source: _Source, prefix: bytes) -> ReaderOptions:
-    """The reader's options from the source's settings (typed as ``config apply`` checked
-    them), and FOLIO's ``updateOnlyPresentFields`` as the first bytes of the feed set it."""
+def _options(source: _Source, prefix: bytes) -> tuple[ImportSourceConfig, ReaderOptions]:
+    """The source's settings typed as ``config apply`` checked them, and the reader's options
+    from them and from FOLIO's ``updateOnlyPresentFields`` as the first bytes of the feed set it."""
     config = ImportSourceConfig.model_validate(
         {"id": source.id, "agency": source.agency_id, **source.settings}
     )
     mapping = config.mapping
-    return ReaderOptions(
+    return config, ReaderOptions(
         date_format=config.date_format,
         patron_id=mapping.patron_id,
         external_id=mapping.external_id,
@@ -274,7 +274,7 @@ def _synchronise(
         prefix = stream.read(reader_process_from)
         # A smaller feed is all in ``prefix``; a larger one may set FOLIO's
         # ``updateOnlyPresentFields`` after its users (``Synchroniser.resolve_present_only``).
-        options = _options(source, prefix)
+        config, options = _options(source, prefix)
         reader: FeedReader | ReaderProcess
         remote: RemoteCheck | None = None
         if len(prefix) < reader_process_from:
@@ -308,7 +308,7 @@ def _synchronise(
             collect_changes=dry_run,
             progress=progress,
             remote=remote,
-            patron_id_prefix=str(settings.get("patron_id_prefix") or ""),
+            patron_id_prefix=config.patron_id_prefix,
             # Known at once when the first bytes say so or hold the whole feed.
             present_only=True if options.update_only_present else (None if remote else False),
         )
