@@ -570,6 +570,8 @@ def token_create(ctx: Context, agency: str | None, name: str) -> None:
 # Exit codes of `patronlink import run`: 0 succeeded, 1 failed or source unavailable (or a run of
 # the source in progress), 3 succeeded with record errors.
 EXIT_IMPORT_RECORD_ERRORS = 3
+# The run succeeded, but set something aside: a record's warning, or a safety stop.
+EXIT_IMPORT_WARNINGS = 4
 MAX_LISTED_ERRORS = 50
 
 
@@ -609,6 +611,7 @@ def import_summary(report: Any, elapsed: float) -> list[str]:
         ("unchanged", f"{c.unchanged:,}"),
         ("deactivated", f"{c.deactivated:,}"),
         ("failed", f"{c.failed:,}"),
+        ("warnings", f"{c.warnings:,}"),
         ("seconds", f"{elapsed:.1f}"),
     ]
     if report.message:
@@ -620,6 +623,7 @@ def import_summary(report: Any, elapsed: float) -> list[str]:
 def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
     import datetime as dt
 
+    from patronlink.domain.import_records import Severity
     from patronlink.domain.import_runs import RunStatus, Trigger
     from patronlink.services.clock import system_clock
     from patronlink.services.import_patrons import run_import
@@ -646,7 +650,8 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             click.echo(f"would {change.action:<10} {change.patron_id}  {change.name}{fields}")
     for error in report.errors[:MAX_LISTED_ERRORS]:
         ext = f" [{error.external_id}]" if error.external_id else ""
-        click.echo(f"record {error.number}{ext}: {error.reason}", err=True)
+        kind = "warning: " if error.severity is Severity.WARNING else ""
+        click.echo(f"record {error.number}{ext}: {kind}{error.reason}", err=True)
     if len(report.errors) > MAX_LISTED_ERRORS:
         rest = len(report.errors) - MAX_LISTED_ERRORS
         click.echo(f"... and {rest} more record errors (see the run in the API)", err=True)
@@ -655,6 +660,7 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
     exit_codes = {
         RunStatus.SUCCEEDED: 0,
         RunStatus.SUCCEEDED_WITH_ERRORS: EXIT_IMPORT_RECORD_ERRORS,
+        RunStatus.SUCCEEDED_WITH_WARNINGS: EXIT_IMPORT_WARNINGS,
     }
     sys.exit(exit_codes.get(report.status, EXIT_FAILED))
 
@@ -675,7 +681,8 @@ def import_group() -> None:
 )
 @pass_ctx
 def import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
-    """Import SOURCE_ID now. Exit 0 succeeded, 1 failed, 3 succeeded with record errors."""
+    """Import SOURCE_ID now. Exit 0 succeeded, 1 failed, 3 succeeded with record errors,
+    4 succeeded with warnings (a record's, or missing patrons kept by a safety rule)."""
     from patronlink.web.observability import configure_logging
 
     _ensure_schema(ctx)

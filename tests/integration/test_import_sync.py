@@ -128,11 +128,14 @@ def test_record_errors_are_kept_and_do_not_stop_the_run(
     users = [folio_user(0), bad_phone, no_name, bad_date, duplicate, folio_user(5)]
     report = run(db, clock, reading, feed(tmp_path, folio_body(users)))
     assert report.status is RunStatus.SUCCEEDED_WITH_ERRORS
-    assert report.counts.created == 2
-    assert report.counts.failed == 4
+    # A phone number that does not validate is a warning: that patron is imported.
+    assert report.counts.created == 3
+    assert report.counts.failed == 3
+    assert report.counts.warnings == 1
     reasons = {e.number: e.reason for e in report.errors}
     assert set(reasons) == {2, 3, 4, 5}
     assert "not a valid phone number" in reasons[2]
+    assert [e.severity.value for e in report.errors if e.number == 2] == ["warning"]
     assert "no name" in reasons[3]
     assert "not a date" in reasons[4]
     assert "more than once" in reasons[5]
@@ -150,14 +153,15 @@ def test_missing_patrons_are_deactivated_only_when_safe(
     users = [folio_user(i) for i in range(20)]
     run(db, clock, reading, feed(tmp_path, folio_body(users)))
 
-    # An empty feed deactivates nobody.
+    # An empty feed deactivates nobody, and the run says so in its status.
     empty = run(db, clock, reading, feed(tmp_path, folio_body([])))
-    assert empty.status is RunStatus.SUCCEEDED
+    assert empty.status is RunStatus.SUCCEEDED_WITH_WARNINGS
     assert empty.counts.deactivated == 0
     assert "empty" in (empty.message or "")
 
     # 60% missing: more than the limit, nobody goes.
     most_missing = run(db, clock, reading, feed(tmp_path, folio_body(users[:8])))
+    assert most_missing.status is RunStatus.SUCCEEDED_WITH_WARNINGS
     assert most_missing.counts.deactivated == 0
     assert "60%" in (most_missing.message or "")
 

@@ -277,6 +277,20 @@ SourceAuth = Annotated[
 ]
 
 
+# A Koha column name, and a dotted path into a FOLIO user (``customFields.studentId``).
+_KOHA_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FOLIO_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class ImportMapping(_Strict):
+    """Where an institution's export differs from the format's defaults: the Koha column or the
+    FOLIO JSON path (dotted) that gives each value. Unset: the format's default."""
+
+    patron_id: str | None = Field(default=None, min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    sms_number: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class ImportSourceConfig(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     agency: str
@@ -289,6 +303,24 @@ class ImportSourceConfig(_Strict):
     deactivate_after_missing_runs: int = Field(default=1, ge=1, le=365)
     connect_timeout: float = Field(default=10.0, gt=0, le=120)
     read_timeout: float = Field(default=120.0, gt=0, le=3600)
+    # How the feed writes dates (Koha: its ``dateformat`` preference); ``auto`` decides per file.
+    date_format: Literal["auto", "iso", "us", "metric", "dmydot"] = "auto"
+    # The start of the patron ids made for rows that give none (Koha numbers patrons itself).
+    patron_id_prefix: str = Field(default="", max_length=16, pattern=r"^[A-Za-z0-9._-]*$")
+    mapping: ImportMapping = Field(default_factory=ImportMapping)
+
+    @model_validator(mode="after")
+    def _mapping_fits_format(self) -> ImportSourceConfig:
+        pattern, what = (
+            (_KOHA_COLUMN, "a column name")
+            if self.format == "koha-csv"
+            else (_FOLIO_PATH, "a dotted JSON path such as customFields.studentId")
+        )
+        for key in ("patron_id", "external_id", "sms_number"):
+            value = getattr(self.mapping, key)
+            if value is not None and not pattern.match(value):
+                raise ValueError(f"mapping.{key} {value!r} is not {what} (format {self.format})")
+        return self
 
     @field_validator("agency")
     @classmethod

@@ -1,10 +1,11 @@
 """Imported patron records: what a feed says about one person, and how it becomes a patron.
 
 A format reader (FOLIO JSON, Koha CSV) turns each entry of a feed into an ``ImportedRecord`` of raw
-text, or into a ``RecordError`` when the entry cannot even be read. ``to_patron`` validates a record
-against the domain rules (name, patron id, phone numbers, dates) and raises ``ValidationError`` with
-a reason a librarian can act on. ``changed_fields`` is the diff that decides whether a stored patron
-needs a write at all.
+text, or into a ``RecordError`` when the entry cannot even be read. ``validate`` checks a record
+against the domain rules (name, patron id, phone numbers, dates) and gives every fault it finds,
+each with a reason a librarian can act on: an error keeps the patron out of the import, a warning
+(a phone number that does not validate) lets it in with that part set aside. ``changed_fields`` is
+the diff that decides whether a stored patron needs a write at all.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import hashlib
 import marshal
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from patronlink.domain import phone
+from patronlink.domain import import_dates, phone
 from patronlink.domain.errors import ValidationError
 from patronlink.domain.patron import MAX_NAME, MAX_PATRON_ID, Patron, PatronStatus
 
 MAX_EXTERNAL_ID = 128
 MAX_EMAIL = 254
+# A phone number kept as written is cut at this length (a feed may put anything in the field).
+MAX_UNPARSED = 64
 
 # The patron fields an import owns. Anything else (birth date when the feed has none, PIN, staff
 # notes) is left as staff set it.
@@ -42,6 +46,7 @@ IMPORTED_FIELDS = (
     "source",
     "external_id",
     "extra",
+    "phones_unparsed",
 )
 
 
@@ -68,6 +73,11 @@ class ImportedRecord:
     address_lines: tuple[str, ...] = ()
     zip: str = ""
     extra: tuple[tuple[str, str], ...] = ()
+    # How ``expiry`` and ``birth_date`` are written (see ``import_dates``).
+    date_format: import_dates.DateFormat = "iso"
+    # Patron fields the entry does not carry at all, to be kept as stored (FOLIO's
+    # ``updateOnlyPresentFields``); empty when the feed asks for every field to be written.
+    absent: frozenset[str] = frozenset()
 
     def digest(self) -> str:
         """A fingerprint of everything the record says (its position excluded).
@@ -75,21 +85,51 @@ class ImportedRecord:
         Two runs that see the same digest for a patron need not look any further: the feed says
         what it said when the patron was last written.
         """
-        values = (
+        values: tuple[object, ...] = (
             self.external_id, self.patron_id, self.first_name, self.last_name, self.email,
             self.phones, self.sms_number, self.want_sms, self.active, self.expiry,
             self.birth_date, self.home_branch, self.address_lines, self.zip, self.extra,
         )  # fmt: skip
+        # Only when they say something: the digests of every other record stay as they were.
+        if self.date_format != "iso" or self.absent:
+            values = (*values, self.date_format, tuple(sorted(self.absent)))
         return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the patron was not written
+    WARNING = "warning"  # the patron was written; something in the record was set aside
 
 
 @dataclass(frozen=True, slots=True)
 class RecordError:
-    """A record that was not imported, with the reason; ``number`` is its position in the feed."""
+    """A finding about one record of a feed; ``number`` is its position in the feed.
+
+    An ``error`` (the default) means the record was not imported; a ``warning`` that it was, and
+    what was set aside. ``field`` names the part of the record, when one is to blame.
+    """
 
     number: int
     reason: str
     external_id: str | None = None
+    field: str | None = None
+    severity: Severity = Severity.ERROR
+
+
+# Every finding of a run, errors and warnings alike, is a ``RecordError``.
+Finding = RecordError
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One thing wrong with a record, before it is known where in the feed it stands."""
+
+    field: str | None
+    reason: str
+    severity: Severity = Severity.ERROR
+
+    def at(self, number: int, external_id: str | None) -> RecordError:
+        return RecordError(number, self.reason, external_id, self.field, self.severity)
 
 
 def fingerprint(kind: str, raw: object) -> str:
@@ -115,23 +155,27 @@ def fingerprint(kind: str, raw: object) -> str:
 class Checked:
     """A record read and validated: the patron it describes, or why it cannot be one.
 
-    ``external_id`` is the record's; ``reason`` is set exactly when ``patron`` is None.
+    ``external_id`` is the record's; ``faults`` are everything found, and hold an error exactly
+    when ``patron`` is None. ``keep`` are the patron fields to keep as stored (the entry does
+    not carry them).
     """
 
     external_id: str
     patron: Patron | None
-    reason: str = ""
+    faults: tuple[Fault, ...] = ()
+    keep: frozenset[str] = frozenset()
+
+    def findings(self, number: int) -> list[RecordError]:
+        return [fault.at(number, self.external_id) for fault in self.faults]
 
 
 def check(record: ImportedRecord, *, agency_id: str, country_code: str, source_id: str) -> Checked:
-    """``to_patron`` with its ``ValidationError`` kept as the reason."""
-    try:
-        patron = to_patron(
-            record, agency_id=agency_id, country_code=country_code, source_id=source_id
-        )
-    except ValidationError as exc:
-        return Checked(record.external_id, None, str(exc))
-    return Checked(record.external_id, patron)
+    """``validate``, and the patron when the record has no error."""
+    fields, faults = validate(record, country_code=country_code)
+    if fields is None:
+        return Checked(record.external_id, None, faults, record.absent)
+    patron = Patron(agency_id, *fields[:12], source_id, record.external_id, *fields[12:])
+    return Checked(record.external_id, patron, faults, record.absent)
 
 
 # Not frozen: one is built for every entry of a feed, and a frozen dataclass sets each field
@@ -171,107 +215,169 @@ def pending(record: ImportedRecord) -> PendingRecord:
 FeedItem = ImportedRecord | RecordError | PendingRecord
 
 
-def parse_date(text: str, what: str) -> dt.date | None:
-    """An ISO date, or the date part of an ISO timestamp (FOLIO sends ``2027-06-30T00:00:00Z``)."""
+def parse_date(text: str, what: str, fmt: import_dates.DateFormat = "iso") -> dt.date | None:
+    """A date in ``fmt``; for ``iso`` also the date part of an ISO timestamp (FOLIO sends
+    ``2027-06-30T00:00:00Z``)."""
     text = text.strip()
     if not text:
         return None
     # Most records of a feed share a few expiry dates: each distinct text is parsed once.
-    found = _DATES.get(text)
+    found = _DATES.get((text, fmt))
     if found is not None:
         return found
-    head, tail = text[:10], text[10:]
-    try:
-        if tail and tail[0] not in "T ":
-            raise ValueError(text)
-        day = dt.date.fromisoformat(head)
-    except ValueError:
-        raise ValidationError(f"{what} {text!r} is not a date (YYYY-MM-DD)", field=what) from None
+    day = import_dates.read(text, fmt)
+    if day is None:
+        pattern = import_dates.PATTERNS[fmt]
+        raise ValidationError(f"{what} {text!r} is not a date ({pattern})", field=what)
     if len(_DATES) >= 4096:
         _DATES.clear()
-    _DATES[text] = day
+    _DATES[(text, fmt)] = day
     return day
 
 
-_DATES: dict[str, dt.date] = {}
+_DATES: dict[tuple[str, str], dt.date] = {}
 
 
 def to_patron(
     record: ImportedRecord, *, agency_id: str, country_code: str, source_id: str
 ) -> Patron:
-    """The patron a record describes; ``ValidationError`` says why it cannot be one."""
-    f = patron_fields(record, country_code=country_code)
-    return Patron(agency_id, *f[:12], source_id, record.external_id, f[12])
+    """The patron a record describes; ``ValidationError`` gives the first error when it cannot
+    be one (``check`` gives them all, and the warnings)."""
+    checked = check(record, agency_id=agency_id, country_code=country_code, source_id=source_id)
+    if checked.patron is None:
+        first = next(f for f in checked.faults if f.severity is Severity.ERROR)
+        raise ValidationError(first.reason, field=first.field)
+    return checked.patron
 
 
-# The patron fields ``patron_fields`` gives, in the order of ``Patron``'s (the agency, the source
+# The patron fields ``validate`` gives, in the order of ``Patron``'s (the agency, the source
 # and the external id left out).
 PatronFields = tuple[
     str, str, PatronStatus, dt.date | None, str | None, tuple[str, ...], str | None, bool,
-    tuple[str, ...], str | None, dt.date | None, str | None, dict[str, str],
+    tuple[str, ...], str | None, dt.date | None, str | None, dict[str, str], tuple[str, ...],
 ]  # fmt: skip
 
 
-def patron_fields(record: ImportedRecord, *, country_code: str) -> PatronFields:
-    """The values of ``to_patron``'s patron, validated the same way, without the ``Patron``
-    (the reader process sends them on as they are)."""
+def _invalid_number(text: str, field: str, exc: ValidationError) -> Fault:
+    return Fault(
+        field,
+        f"{field} {text!r} is not a phone number that can be texted ({exc}): kept as written, "
+        "shown to staff, never texted",
+        Severity.WARNING,
+    )
+
+
+def _identity(record: ImportedRecord, fault: Callable[[Fault], None]) -> tuple[str, str, str]:
+    """The patron id, name and e-mail, each fault given to ``fault``."""
     if not record.external_id:
-        raise ValidationError("the record has no external id", field="external_id")
-    if len(record.external_id) > MAX_EXTERNAL_ID:
-        raise ValidationError(
-            f"external id is longer than {MAX_EXTERNAL_ID} characters", field="external_id"
-        )
+        fault(Fault("external_id", "the record has no external id"))
+    elif len(record.external_id) > MAX_EXTERNAL_ID:
+        fault(Fault("external_id", f"external id is longer than {MAX_EXTERNAL_ID} characters"))
     patron_id = record.patron_id.strip()
-    if not patron_id:
-        raise ValidationError("the record has no patron id (card number)", field="patron_id")
-    if len(patron_id) > MAX_PATRON_ID:
-        raise ValidationError(
-            f"patron id is longer than {MAX_PATRON_ID} characters", field="patron_id"
-        )
+    if not patron_id and "patron_id" not in record.absent:
+        # (One the feed leaves out on purpose is made up when the patron is created.)
+        fault(Fault("patron_id", "the record has no patron id (card number)"))
+    elif len(patron_id) > MAX_PATRON_ID:
+        fault(Fault("patron_id", f"patron id is longer than {MAX_PATRON_ID} characters"))
     name = " ".join(part for part in (record.first_name.strip(), record.last_name.strip()) if part)
     if not name:
-        raise ValidationError("the record has no name", field="name")
-    if len(name) > MAX_NAME:
-        raise ValidationError(f"name is longer than {MAX_NAME} characters", field="name")
+        fault(Fault("name", "the record has no name"))
+    elif len(name) > MAX_NAME:
+        fault(Fault("name", f"name is longer than {MAX_NAME} characters"))
     email = record.email.strip()
     if len(email) > MAX_EMAIL:
-        raise ValidationError(f"email is longer than {MAX_EMAIL} characters", field="email")
+        fault(Fault("email", f"email is longer than {MAX_EMAIL} characters"))
+    return patron_id, name, email
+
+
+def _numbers(
+    record: ImportedRecord, country_code: str, fault: Callable[[Fault], None]
+) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """The phones and SMS number in E.164, and those that do not validate as written (each a
+    warning given to ``fault``)."""
     # One record often gives the same mobile number as a phone and as the SMS number; phone
-    # numbers are the slowest step of an import, so each distinct text is parsed once.
+    # numbers are the slowest step of an import, so each distinct text is parsed once ("" for
+    # one that does not validate).
     seen: dict[str, str] = {}
     numbers: dict[str, None] = {}  # in order, without repeats
+    unparsed: dict[str, None] = {}
     for i, raw in enumerate(record.phones):
         if raw.strip():
             number = seen.get(raw)
             if number is None:
-                number = seen[raw] = phone.normalise(raw, country_code, field=f"phones[{i}]")
-            numbers[number] = None
-    phones = tuple(numbers)
+                try:
+                    number = phone.normalise(raw, country_code, field=f"phones[{i}]")
+                except ValidationError as exc:
+                    number = ""
+                    unparsed[raw.strip()[:MAX_UNPARSED]] = None
+                    fault(_invalid_number(raw.strip()[:MAX_UNPARSED], f"phones[{i}]", exc))
+                seen[raw] = number
+            if number:
+                numbers[number] = None
     sms = None
     if record.sms_number.strip():
-        sms = seen.get(record.sms_number) or phone.normalise(
-            record.sms_number, country_code, field="sms_number"
-        )
+        sms = seen.get(record.sms_number)
+        if sms is None:
+            try:
+                sms = phone.normalise(record.sms_number, country_code, field="sms_number")
+            except ValidationError as exc:
+                text = record.sms_number.strip()[:MAX_UNPARSED]
+                if text not in unparsed:
+                    unparsed[text] = None
+                    fault(_invalid_number(text, "sms_number", exc))
+        sms = sms or None
+    return tuple(numbers), sms, tuple(unparsed)
+
+
+def _day(text: str, what: str, field: str, fmt: import_dates.DateFormat,
+         fault: Callable[[Fault], None]) -> dt.date | None:  # fmt: skip
+    try:
+        return parse_date(text, what, fmt)
+    except ValidationError as exc:
+        fault(Fault(field, str(exc)))
+        return None
+
+
+def validate(
+    record: ImportedRecord, *, country_code: str
+) -> tuple[PatronFields | None, tuple[Fault, ...]]:
+    """The values of the record's patron, and every fault found (all of them, not the first).
+
+    The values are None when a fault is an error. A phone number that does not validate is a
+    warning: the number is kept as written in ``phones_unparsed`` (shown to staff, never texted)
+    and the patron is imported; FOLIO and Koha keep phones as free text, and a typo in one must
+    not keep a student from borrowing.
+    """
+    faults: list[Fault] = []
+    fault = faults.append
+    patron_id, name, email = _identity(record, fault)
+    phones, sms, unparsed = _numbers(record, country_code, fault)
+    expiry = _day(record.expiry, "expiry date", "expiry_date", record.date_format, fault)
+    birth = _day(record.birth_date, "birth date", "birth_date", record.date_format, fault)
+    if faults and any(f.severity is Severity.ERROR for f in faults):
+        return None, tuple(faults)
     return (
         patron_id,
         name,
         PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
-        parse_date(record.expiry, "expiry date"),
+        expiry,
         email or None,
         phones,
         sms,
         record.want_sms and (sms is not None or bool(phones)),
         tuple(line.strip() for line in record.address_lines if line.strip()),
         record.zip.strip() or None,
-        parse_date(record.birth_date, "birth date"),
+        birth,
         record.home_branch.strip() or None,
         dict(record.extra),
-    )
+        unparsed,
+    ), tuple(faults)
 
 
-def merge(stored: Patron, imported: Patron) -> Patron:
-    """The stored patron with the imported fields applied (a birth date the feed lacks is kept)."""
-    changes = {name: getattr(imported, name) for name in IMPORTED_FIELDS}
+def merge(stored: Patron, imported: Patron, keep: frozenset[str] = frozenset()) -> Patron:
+    """The stored patron with the imported fields applied; a birth date the feed lacks, and the
+    fields in ``keep`` (those the entry does not carry), are kept as stored."""
+    changes = {name: getattr(imported, name) for name in IMPORTED_FIELDS if name not in keep}
     if imported.birth_date is None:
         changes["birth_date"] = stored.birth_date
     return dataclasses.replace(stored, **changes)

@@ -20,6 +20,9 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     SUCCEEDED_WITH_ERRORS = "succeeded_with_errors"
+    # The whole feed was read and no record failed, but something was set aside: a record's
+    # warning, or a safety rule that kept the missing patrons from being deactivated.
+    SUCCEEDED_WITH_WARNINGS = "succeeded_with_warnings"
     FAILED = "failed"
     SOURCE_UNAVAILABLE = "source_unavailable"
 
@@ -42,11 +45,17 @@ class RunCounts:
     unchanged: int = 0
     deactivated: int = 0
     failed: int = 0
+    warnings: int = 0  # records written with a warning
 
 
-def final_status(counts: RunCounts) -> RunStatus:
-    """The status of a run that read its whole feed."""
-    return RunStatus.SUCCEEDED_WITH_ERRORS if counts.failed else RunStatus.SUCCEEDED
+def final_status(counts: RunCounts, *, stopped: bool = False) -> RunStatus:
+    """The status of a run that read its whole feed; ``stopped``: a safety rule kept missing
+    patrons from being deactivated."""
+    if counts.failed:
+        return RunStatus.SUCCEEDED_WITH_ERRORS
+    if counts.warnings or stopped:
+        return RunStatus.SUCCEEDED_WITH_WARNINGS
+    return RunStatus.SUCCEEDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +74,13 @@ class DeactivationPlan(Generic[K]):
     ``counting`` maps each missing patron to its new count of consecutive runs without it (all of
     them, deactivated or not); ``deactivate`` are those that reached the source's threshold.
     ``skipped`` says why nothing is done when the run is not safe; then both are empty.
+    ``stopped`` is true when a safety rule (not the source's own switch) decided so.
     """
 
     counting: Mapping[K, int] = field(default_factory=dict)
     deactivate: tuple[K, ...] = ()
     skipped: str | None = None
+    stopped: bool = False
 
 
 def plan_deactivation(
@@ -94,17 +105,20 @@ def plan_deactivation(
         return DeactivationPlan(skipped="deactivation of missing patrons is off for this source")
     if failed:
         return DeactivationPlan(
-            skipped=f"{failed} record(s) failed, so {len(missing)} missing patron(s) were kept"
+            skipped=f"{failed} record(s) failed, so {len(missing)} missing patron(s) were kept",
+            stopped=True,
         )
     if records == 0:
         return DeactivationPlan(
-            skipped=f"the feed is empty, so {len(missing)} missing patron(s) were kept"
+            skipped=f"the feed is empty, so {len(missing)} missing patron(s) were kept",
+            stopped=True,
         )
     share = len(missing) / population if population else 1.0
     if share > rules.max_fraction:
         return DeactivationPlan(
             skipped=f"{len(missing)} of {population} patrons ({share:.0%}) are missing from the "
-            f"feed, more than the limit of {rules.max_fraction:.0%}: none were deactivated"
+            f"feed, more than the limit of {rules.max_fraction:.0%}: none were deactivated",
+            stopped=True,
         )
     counting = {key: runs + 1 for key, runs in missing.items()}
     deactivate = tuple(key for key, runs in counting.items() if runs >= rules.after_missing_runs)

@@ -38,6 +38,9 @@ class Patron:
     source: str | None = None
     external_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Phone numbers an import could not read as numbers, kept as the feed wrote them: shown to
+    # staff, never texted nor matched on.
+    phones_unparsed: tuple[str, ...] = ()
 
     def numbers(self) -> frozenset[str]:
         """Every number this patron can be reached at or recognised by."""

@@ -33,6 +33,7 @@ class ImportMetrics(RunObserver):
             ("unchanged", counts.unchanged),
             ("deactivated", counts.deactivated),
             ("failed", counts.failed),
+            ("warnings", counts.warnings),
         ):
             if value:
                 self.records.labels(report.source_id, outcome).inc(value)

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from patronlink.config.schema import ImportSourceConfig
 from patronlink.domain.errors import (
     ConfigError,
     ImportInProgress,
@@ -43,7 +44,8 @@ from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.import_sync import Change, RemoteCheck, Synchroniser
 from patronlink.services.secrets import resolve
-from patronlink.sources.base import FeedReader
+from patronlink.sources.base import FeedReader, ReaderOptions
+from patronlink.sources.folio_json import present_only
 from patronlink.sources.reader_process import ReaderProcess
 from patronlink.sources.registry import build_source, open_reader
 from patronlink.storage.database import Database
@@ -235,6 +237,22 @@ def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> d
     return {k: resolve(v, environ) if isinstance(v, str) else str(v) for k, v in auth.items()}
 
 
+def _options(source: _Source, prefix: bytes) -> tuple[ImportSourceConfig, ReaderOptions]:
+    """The source's settings typed as ``config apply`` checked them, and the reader's options
+    from them and from FOLIO's ``updateOnlyPresentFields`` as the first bytes of the feed set it."""
+    config = ImportSourceConfig.model_validate(
+        {"id": source.id, "agency": source.agency_id, **source.settings}
+    )
+    mapping = config.mapping
+    return config, ReaderOptions(
+        date_format=config.date_format,
+        patron_id=mapping.patron_id,
+        external_id=mapping.external_id,
+        sms_number=mapping.sms_number,
+        update_only_present=config.format == "folio-json" and present_only(prefix),
+    )
+
+
 def _synchronise(
     db: Database,
     source: _Source,
@@ -260,11 +278,16 @@ def _synchronise(
         # The first bytes decide where the feed is read (a source that fails already here
         # fails the run before its transaction begins).
         prefix = stream.read(reader_process_from)
+        # A smaller feed is all in ``prefix``; a larger one may set FOLIO's
+        # ``updateOnlyPresentFields`` after its users (``Synchroniser.resolve_present_only``).
+        config, options = _options(source, prefix)
         reader: FeedReader | ReaderProcess
         remote: RemoteCheck | None = None
         if len(prefix) < reader_process_from:
             body = io.BytesIO(prefix)
-            reader = open_reader(settings["format"], body, read_flag=configured is None)
+            reader = open_reader(
+                settings["format"], body, read_flag=configured is None, options=options
+            )
         else:
             reader = stack.enter_context(
                 ReaderProcess(
@@ -272,6 +295,7 @@ def _synchronise(
                     stream,
                     prefix,
                     read_flag=configured is None,
+                    options=options,
                     agency_id=source.agency_id,
                     country_code=source.country_code,
                     source_id=source.id,
@@ -294,10 +318,14 @@ def _synchronise(
             collect_changes=dry_run,
             progress=progress,
             remote=remote,
+            patron_id_prefix=config.patron_id_prefix,
+            # Known at once when the first bytes say so or hold the whole feed.
+            present_only=True if options.update_only_present else (None if remote else False),
         )
         try:
             for item in reader.entries():
                 sync.add(item)
+            sync.resolve_present_only(reader.present_only)
             enabled = configured if configured is not None else reader.deactivate_missing
             sync.finish(
                 DeactivationRules(
@@ -332,7 +360,7 @@ def _synchronise(
         notes.append("the feed has no records")
     return RunReport(
         source_id=source.id,
-        status=final_status(sync.counts),
+        status=final_status(sync.counts, stopped=sync.stopped),
         counts=sync.counts,
         message="; ".join(notes) or None,
         errors=sync.errors,
@@ -423,7 +451,8 @@ def execute_run(
         runs.finish(run_id, report.status, report.counts, report.message, clock())
         runs.add_errors(run_id, report.errors)
         SourceStateRepository(repos.conn).release(row.source_id, run_id)
-    event = log.info if report.status.value.startswith("succeeded") else log.warning
+    # A run that set something aside (a record's warning, a safety stop) is a warning too.
+    event = log.info if report.status is RunStatus.SUCCEEDED else log.warning
     event(
         "import run finished",
         run_id=run_id,
@@ -437,6 +466,7 @@ def execute_run(
         unchanged=report.counts.unchanged,
         deactivated=report.counts.deactivated,
         failed=report.counts.failed,
+        warnings=report.counts.warnings,
     )
     if observer is not None:
         observer.finished(report)

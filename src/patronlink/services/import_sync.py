@@ -14,6 +14,7 @@ fails midway, a dry run) leaves every patron as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from patronlink.domain.patron import Patron
 from patronlink.storage.imports import ImportStore, Known
 
 BATCH = 2000
+# Fields an entry leaves out that are kept whatever the feed says (a patron id made up for a
+# Koha row without a number).
+ALWAYS_KEPT = frozenset({"patron_id"})
 
 # Reads the entries of a batch elsewhere (``ReaderProcess.check``): fills in ``checked`` of the
 # entries given, may forget entries up to the number given, and reads ahead from now on when told.
@@ -90,6 +94,8 @@ class Synchroniser:
         progress: Callable[[RunCounts], None] | None = None,
         batch_size: int = BATCH,
         remote: RemoteCheck | None = None,
+        patron_id_prefix: str = "",
+        present_only: bool | None = False,
     ) -> None:
         self._store = ImportStore(conn)
         self._agency_id = agency_id
@@ -100,6 +106,13 @@ class Synchroniser:
         self._progress = progress
         self._batch_size = batch_size
         self._remote = remote
+        self._prefix = patron_id_prefix
+        # FOLIO's updateOnlyPresentFields: None while the feed has not said (it may say so
+        # after its users); see ``resolve_present_only``.
+        self._present_only = present_only
+        # Meanwhile, for each patron updated as if it were false, the stored values the flag
+        # would have kept, and whether the patron would have changed at all.
+        self._deferred: dict[int, tuple[dict[str, object], bool]] = {}
         self._batch: list[RecordError | PendingRecord] = []
         # Memory grows with the feed only through these two and the digests below (the external
         # ids of a million entries take about 100 MB, their keys 125 KB, the digests of a million
@@ -113,6 +126,8 @@ class Synchroniser:
         self.errors: list[RecordError] = []
         self.changes: list[Change] = []
         self.note: str | None = None
+        # A safety rule kept the missing patrons from being deactivated (see ``finish``).
+        self.stopped = False
 
     def close(self) -> None:
         """Wait for the store's background writes; call before the transaction ends."""
@@ -129,6 +144,18 @@ class Synchroniser:
     def _fail(self, error: RecordError) -> None:
         self.counts.failed += 1
         self.errors.append(error)
+
+    def _warn(self, number: int, checked: Checked) -> None:
+        """A record that is written, with what was set aside (a phone number that does not
+        validate) reported as warnings."""
+        if checked.faults:
+            self.counts.warnings += 1
+            self.errors.extend(checked.findings(number))
+
+    def _fail_checked(self, number: int, checked: Checked) -> None:
+        """A record with errors: every fault found is reported, the warnings too."""
+        self.counts.failed += 1
+        self.errors.extend(checked.findings(number))
 
     def flush(self) -> None:
         batch, self._batch = self._batch, []
@@ -211,7 +238,7 @@ class Synchroniser:
         known: dict[str, Known],
     ) -> None:
         """Each entry of the batch, in feed order: an error, unchanged, or to be written."""
-        candidates: list[tuple[int, str, str, Known | None, Patron]] = []
+        candidates: list[tuple[int, str, str, Known | None, Patron, Checked]] = []
         seen = self._seen_external
         for item in batch:
             if isinstance(item, RecordError):
@@ -251,26 +278,28 @@ class Synchroniser:
             if checked.patron is None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(item.number, checked.reason, checked.external_id))
+                self._fail_checked(item.number, checked)
                 continue
             candidates.append(
-                (item.number, checked.external_id, item.fingerprint, match, checked.patron)
+                (item.number, checked.external_id, item.fingerprint, match, checked.patron, checked)
             )
         if candidates:
             self._write(candidates)
 
-    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron]]) -> None:
+    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron, Checked]]) -> None:
         lookups = [
-            p.patron_id for _, _, _, k, p in candidates if k is None or k.patron_id != p.patron_id
+            p.patron_id
+            for _, _, _, k, p, _ in candidates
+            if p.patron_id and (k is None or k.patron_id != p.patron_id)
         ]
         by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
         claimed: set[str] = set()
         creates: list[tuple[Patron, str]] = []
-        updates: list[tuple[str, Known, Patron]] = []
-        for number, external_id, digest, match, patron in candidates:
+        updates: list[tuple[str, Known, Patron, frozenset[str]]] = []
+        for number, external_id, digest, match, patron, checked in candidates:
             other = by_patron_id.get(patron.patron_id)
             reason = None
-            if patron.patron_id in claimed:
+            if patron.patron_id and patron.patron_id in claimed:
                 reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
             elif match is None and other is None:
                 creates.append((patron, digest))
@@ -285,39 +314,52 @@ class Synchroniser:
                 else:
                     # Fall back to the patron id: a patron registered by hand (or re-keyed by the
                     # institution) is taken over by this source rather than duplicated.
-                    updates.append((digest, other, patron))
+                    updates.append((digest, other, patron, checked.keep))
             elif match is not None and other is not None and other.pk != match.pk:
                 reason = f"patron id {patron.patron_id!r} is taken by another patron"
             elif match is not None:
-                updates.append((digest, match, patron))
+                updates.append((digest, match, patron, checked.keep))
             if reason is not None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(number, reason, external_id))
+                self._fail(RecordError(number, reason, external_id, "patron_id"))
+                self.errors.extend(checked.findings(number))
             else:
                 claimed.add(patron.patron_id)
+                self._warn(number, checked)
         self._create(creates)
         self._update(updates)
 
     def _create(self, creates: list[tuple[Patron, str]]) -> None:
         if not creates:
             return
+        unnumbered = [i for i, (p, _) in enumerate(creates) if not p.patron_id]
+        if unnumbered:
+            # Rows without a card number (Koha's own import numbers such patrons too).
+            ids = self._store.new_patron_ids(self._agency_id, self._prefix, len(unnumbered))
+            for i, patron_id in zip(unnumbered, ids, strict=True):
+                patron, digest = creates[i]
+                creates[i] = (dataclasses.replace(patron, patron_id=patron_id), digest)
         pks = self._store.create(creates, self._now)
         self._seen_pks.update(pks)
         self.counts.created += len(pks)
         if self._collect:
             self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
 
-    def _update(self, updates: list[tuple[str, Known, Patron]]) -> None:
+    def _update(self, updates: list[tuple[str, Known, Patron, frozenset[str]]]) -> None:
         if not updates:
             return
-        stored = self._store.load([k.pk for _, k, _ in updates])
+        stored = self._store.load([k.pk for _, k, _, _ in updates])
         writes: list[tuple[int, Patron]] = []
         states: list[tuple[int, str | None, int]] = []
-        for digest, known, imported in updates:
+        for digest, known, imported, keep in updates:
             self._seen_pks.add(known.pk)
-            wanted = merge(stored[known.pk], imported)
-            fields = changed_fields(stored[known.pk], wanted)
+            original = stored[known.pk]
+            own = keep & ALWAYS_KEPT
+            wanted = merge(original, imported, keep if self._present_only else own)
+            if self._present_only is None and keep - own:
+                self._defer(known.pk, original, imported, keep, wanted)
+            fields = changed_fields(original, wanted)
             if fields:
                 writes.append((known.pk, wanted))
                 self.counts.updated += 1
@@ -329,6 +371,37 @@ class Synchroniser:
                 states.append((known.pk, digest, 0))
         self._store.update(writes, self._now)
         self._store.set_state(states)
+
+    def _defer(
+        self, pk: int, original: Patron, imported: Patron, keep: frozenset[str], wanted: Patron
+    ) -> None:
+        """Remember what updateOnlyPresentFields would keep of this patron, should the feed set
+        it after its users. Only the values that differ: a field the user lacks that was empty
+        anyway costs nothing."""
+        later = merge(original, imported, keep)
+        saved = {f: getattr(later, f) for f in keep if getattr(later, f) != getattr(wanted, f)}
+        if saved:
+            self._deferred[pk] = (saved, bool(changed_fields(original, later)))
+
+    def resolve_present_only(self, present_only: bool) -> None:
+        """What the feed said of updateOnlyPresentFields, once all of it is read.
+
+        When it was said only after the users, the patrons updated meanwhile get back the stored
+        values of the fields their users did not carry (in the same transaction).
+        """
+        self.flush()
+        deferred, self._deferred = self._deferred, {}
+        self._present_only = present_only
+        if not present_only or not deferred:
+            return
+        current = self._store.load(list(deferred))
+        writes = []
+        for pk, (saved, changed) in deferred.items():
+            writes.append((pk, dataclasses.replace(current[pk], **saved)))  # type: ignore[arg-type]
+            if not changed:  # only a field the flag keeps had changed: unchanged after all
+                self.counts.updated -= 1
+                self.counts.unchanged += 1
+        self._store.update(writes, self._now)
 
     def finish(self, rules: DeactivationRules) -> None:
         """Apply the last batch, then count and deactivate the missing patrons when it is safe."""
@@ -348,6 +421,7 @@ class Synchroniser:
             missing=missing,
         )
         self.note = plan.skipped
+        self.stopped = plan.stopped
         if not plan.counting:
             return
         self._store.count_missing(plan.counting)

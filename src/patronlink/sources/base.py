@@ -4,9 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import IO, Protocol
+from dataclasses import dataclass
+from typing import IO, Any, Literal, Protocol
 
 from patronlink.domain.import_records import FeedItem, ImportedRecord, RecordError
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderOptions:
+    """What a source's settings tell its format's reader (plain values: they travel to the
+    reader process as JSON).
+
+    ``date_format``: how the feed writes dates (``auto``: decided from the values; Koha CSV).
+    ``patron_id``, ``external_id``, ``sms_number``: the column (Koha) or dotted JSON path (FOLIO)
+    that gives each, instead of the format's defaults (``[import_sources.mapping]``).
+    ``update_only_present``: FOLIO's ``updateOnlyPresentFields`` as the feed set it.
+    """
+
+    date_format: Literal["auto", "iso", "us", "metric", "dmydot"] = "auto"
+    patron_id: str | None = None
+    external_id: str | None = None
+    sms_number: str | None = None
+    update_only_present: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class PatronSource(Protocol):
@@ -33,6 +55,8 @@ class FeedReader(Protocol):
 
     deactivate_missing: bool | None
     notes: list[str]
+    # FOLIO's ``updateOnlyPresentFields`` as the whole feed set it (known once it is read).
+    present_only: bool
 
     def records(self) -> Iterator[ImportedRecord | RecordError]: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from patronlink.sources.base import FeedReader
+from patronlink.sources.base import FeedReader, ReaderOptions
 from patronlink.sources.folio_json import FolioJsonReader
 from patronlink.sources.koha_csv import KohaCsvReader
 
@@ -20,5 +20,7 @@ FORMATS: dict[str, Callable[..., FeedReader]] = {
 }
 
 
-def open_reader(fmt: str, stream: IO[bytes], *, read_flag: bool) -> FeedReader:
-    return FORMATS[fmt](stream, read_flag=read_flag)
+def open_reader(
+    fmt: str, stream: IO[bytes], *, read_flag: bool, options: ReaderOptions | None = None
+) -> FeedReader:
+    return FORMATS[fmt](stream, read_flag=read_flag, options=options or ReaderOptions())

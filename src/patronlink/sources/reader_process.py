@@ -47,17 +47,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from patronlink.domain.errors import SourceFormatError, ValidationError
+from patronlink.domain.errors import SourceFormatError
 from patronlink.domain.import_records import (
     Checked,
+    Fault,
     FeedItem,
     ImportedRecord,
     PendingRecord,
     RecordError,
-    patron_fields,
+    Severity,
     pending,
+    validate,
 )
 from patronlink.domain.patron import Patron, PatronStatus
+from patronlink.sources.base import ReaderOptions
+from patronlink.sources.folio_json import present_only
 
 # Entries per message from the child, and how often it looks for the parent's requests.
 SEND = 250
@@ -132,7 +136,8 @@ class _Child:
 
         config = self._config
         feed = os.fdopen(config["feed"], "rb", buffering=CHUNK)
-        reader = open_reader(config["format"], feed, read_flag=config["read_flag"])
+        options = ReaderOptions(**config["options"])
+        reader = open_reader(config["format"], feed, read_flag=config["read_flag"], options=options)
         sent: list[tuple[Any, ...]] = []
         try:
             for entry in reader.entries():
@@ -155,7 +160,7 @@ class _Child:
 
     def _wire(self, entry: FeedItem) -> tuple[Any, ...]:
         if isinstance(entry, RecordError):
-            return (_ERROR, entry.number, entry.reason, entry.external_id)
+            return (_ERROR, entry.number, entry.reason, entry.external_id, entry.field)
         item = pending(entry) if isinstance(entry, ImportedRecord) else entry
         if self._eager:
             return (_FULL, item.number, item.external_id, item.fingerprint, self._read(item))
@@ -165,22 +170,27 @@ class _Child:
     def _read(self, item: PendingRecord) -> tuple[Any, ...]:
         record = item.read()
         if isinstance(record, RecordError):
-            return (_UNREADABLE, record.reason, record.external_id)
+            return (_UNREADABLE, record.reason, record.external_id, record.field)
         # The parent fills in the external id (and the patron's) from the entry's, and the
         # agency and the source: they are not sent.
         assert record.external_id == item.external_id
-        try:
-            # ``check`` without making the Patron that would only be taken apart again.
-            f = patron_fields(record, country_code=self._config["country_code"])
-        except ValidationError as exc:
-            return (_INVALID, str(exc))
+        # ``check`` without making the Patron that would only be taken apart again.
+        f, found = validate(record, country_code=self._config["country_code"])
+        # Faults as plain tuples (none, nearly always).
+        faults = tuple((x.field, x.reason, x.severity.value) for x in found) if found else ()
+        keep = tuple(record.absent)
+        if f is None:
+            return (_INVALID, faults, keep)
         expiry, birth = f[3], f[10]
         return (
             _VALID,
             (
                 f[0], f[1], f[2].value, expiry.toordinal() if expiry else None, f[4], f[5],
                 f[6], f[7], f[8], f[9], birth.toordinal() if birth else None, f[11], f[12],
+                f[13],
             ),
+            faults,
+            keep,
         )  # fmt: skip
 
     def _serve(self, *, wait: bool = False) -> bool:
@@ -228,6 +238,15 @@ def main() -> None:
 # The parent
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _faults(wire: tuple[tuple[str | None, str, str], ...]) -> tuple[Fault, ...]:
+    if not wire:  # nearly always: no generator to set up
+        return ()
+    return tuple(Fault(f, reason, Severity(severity)) for f, reason, severity in wire)
+
+
 class ReaderProcess:
     """A format's reader running in a child process over ``stream`` (after ``prefix``).
 
@@ -247,9 +266,12 @@ class ReaderProcess:
         agency_id: str,
         country_code: str,
         source_id: str,
+        options: ReaderOptions | None = None,
     ) -> None:
         self.deactivate_missing: bool | None = None
         self.notes: list[str] = []
+        # Whether the body sets FOLIO's updateOnlyPresentFields anywhere (seen as it is copied).
+        self.present_only = False
         self._agency_id = agency_id
         self._source_id = source_id
         self._stream = stream
@@ -263,6 +285,7 @@ class ReaderProcess:
             _grow(fd)
         config = {
             "format": fmt, "read_flag": read_flag, "agency_id": agency_id,
+            "options": (options or ReaderOptions()).wire(),
             "country_code": country_code, "source_id": source_id,
             "feed": feed_r, "control": control_r, "out": out_w,
         }  # fmt: skip
@@ -301,10 +324,19 @@ class ReaderProcess:
         try:
             out = self._feed
             view = memoryview(self._prefix)
+            tail = self._prefix[-64:]
+            self.present_only = present_only(self._prefix)
             while view:
                 view = view[out.write(view) :]
             self._prefix = b""
             while chunk := self._stream.read(CHUNK):
+                # The flag may come after the users (FOLIO's samples put it there): a search
+                # at memory speed, across the chunks' seams.
+                if not self.present_only and b"updateOnlyPresentFields" in tail + chunk[:64]:
+                    self.present_only = present_only(tail + chunk)
+                elif not self.present_only and b"updateOnlyPresentFields" in chunk:
+                    self.present_only = present_only(chunk)
+                tail = chunk[-64:]
                 view = memoryview(chunk)
                 while view:
                     view = view[out.write(view) :]
@@ -352,7 +384,7 @@ class ReaderProcess:
     def _entry(self, w: tuple[Any, ...]) -> FeedItem:
         kind, number = w[0], w[1]
         if kind == _ERROR:
-            return RecordError(number, w[2], w[3])
+            return RecordError(number, w[2], w[3], w[4])
         item = PendingRecord(number, w[2], w[3], None, self._read_one)
         if kind == _FULL:
             item.checked = self._checked(number, w[2], w[4])
@@ -367,12 +399,14 @@ class ReaderProcess:
                 self._agency_id, p[0], p[1], _STATUSES[p[2]],
                 dt.date.fromordinal(expiry) if expiry is not None else None, p[4], p[5], p[6],
                 p[7], p[8], p[9], dt.date.fromordinal(birth) if birth is not None else None,
-                p[11], self._source_id, external_id, p[12],
+                p[11], self._source_id, external_id, p[12], p[13],
             )  # fmt: skip
-            return Checked(external_id, patron)
+            return Checked(
+                external_id, patron, _faults(w[2]), frozenset(w[3]) if w[3] else _NOTHING
+            )
         if kind == _INVALID:
-            return Checked(external_id, None, w[1])
-        return RecordError(number, w[1], w[2])
+            return Checked(external_id, None, _faults(w[1]), frozenset(w[2]))
+        return RecordError(number, w[1], w[2], w[3])
 
     def _read_one(self, number: int, raw: Any) -> ImportedRecord | RecordError:
         raise AssertionError("entries of the reader process are read with check()")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from patronlink.domain.import_records import RecordError
+from patronlink.domain.import_records import RecordError, Severity
 from patronlink.domain.import_runs import RunCounts, RunStatus, Trigger
 from patronlink.storage.tables import (
     import_run_errors,
@@ -63,6 +63,7 @@ def run_row(row: Any) -> RunRow:
             unchanged=row.unchanged,
             deactivated=row.deactivated,
             failed=row.failed,
+            warnings=row.warnings,
         ),
         message=row.message,
     )
@@ -96,6 +97,7 @@ class ImportRunRepository:
                     unchanged=0,
                     deactivated=0,
                     failed=0,
+                    warnings=0,
                 )
                 .returning(import_runs.c.id)
             ).scalar_one()
@@ -121,6 +123,7 @@ class ImportRunRepository:
                 unchanged=counts.unchanged,
                 deactivated=counts.deactivated,
                 failed=counts.failed,
+                warnings=counts.warnings,
                 message=message,
             )
         )
@@ -167,6 +170,8 @@ class ImportRunRepository:
                         "record_number": e.number,
                         "external_id": (e.external_id or None) and e.external_id[:128],
                         "reason": e.reason,
+                        "field": e.field and e.field[:64],
+                        "severity": e.severity.value,
                     }
                     for e in errors
                 ],
@@ -195,7 +200,8 @@ class ImportRunRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return [
-            RecordError(r.record_number, r.reason, r.external_id) for r in self._conn.execute(stmt)
+            RecordError(r.record_number, r.reason, r.external_id, r.field, Severity(r.severity))
+            for r in self._conn.execute(stmt)
         ]
 
 

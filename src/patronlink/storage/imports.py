@@ -38,13 +38,18 @@ from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.patrons import PatronRepository, patron_row_values
 from patronlink.storage.raw import bind_time
-from patronlink.storage.tables import import_patron_state, patron_phones, patrons
+from patronlink.storage.tables import (
+    import_patron_state,
+    patron_id_sequences,
+    patron_phones,
+    patrons,
+)
 
 PAGE = 5000
 _PATRON_COLUMNS = (
     "id", "agency_id", "patron_id", "name", "status", "expiry_date", "email", "sms_number",
     "want_sms", "address_lines", "zip", "birth_date", "home_branch", "source", "external_id",
-    "extra", "created_at", "updated_at",
+    "extra", "phones_unparsed", "created_at", "updated_at",
 )  # fmt: skip
 _PHONE_COLUMNS = ("patron_pk", "position", "agency_id", "number", "kind")
 _STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
@@ -52,7 +57,7 @@ _STATE_COLUMNS = ("patron_pk", "digest", "missing_runs")
 # json's binary form is).
 _PATRON_TYPES = (
     "int4", "text", "text", "text", "text", "date", "text", "text", "bool", "text", "text",
-    "date", "text", "text", "text", "text", "timestamptz", "timestamptz",
+    "date", "text", "text", "text", "text", "text", "timestamptz", "timestamptz",
 )  # fmt: skip
 _PHONE_TYPES = ("int4", "int4", "text", "text", "text")
 _STATE_TYPES = ("int4", "text", "int4")
@@ -286,6 +291,34 @@ class ImportStore:
         sql = "SELECT 1 FROM patrons WHERE agency_id = ? AND source = ? LIMIT 1"
         return bool(self._driver.rows(sql, (agency_id, source_id)))
 
+    def new_patron_ids(self, agency_id: str, prefix: str, count: int) -> list[str]:
+        """``count`` patron ids of the agency's sequence (``prefix`` and a number), none taken.
+
+        The sequence's row is updated inside the run's transaction: a run that rolls back gives
+        its numbers back, and a concurrent run of another source waits for this one's commit.
+        """
+        self.settle()
+        dialect = postgresql if self._postgres else sqlite
+        self._conn.execute(
+            dialect.insert(patron_id_sequences)
+            .values(agency_id=agency_id, last_value=0)
+            .on_conflict_do_nothing(index_elements=["agency_id"])
+        )
+        found: list[str] = []
+        while len(found) < count:
+            wanted = count - len(found)
+            top = self._conn.execute(
+                update(patron_id_sequences)
+                .where(patron_id_sequences.c.agency_id == agency_id)
+                .values(last_value=patron_id_sequences.c.last_value + wanted)
+                .returning(patron_id_sequences.c.last_value)
+            ).scalar_one()
+            ids = [f"{prefix}{n}" for n in range(top - wanted + 1, top + 1)]
+            # A number staff or a feed gave a patron already is skipped, not reused.
+            taken = self.by_patron_id(agency_id, ids)
+            found.extend(i for i in ids if i not in taken)
+        return found
+
     def by_patron_id(self, agency_id: str, patron_ids: Sequence[str]) -> dict[str, Known]:
         """The agency's patrons with these patron ids, whatever their source."""
         self.settle()
@@ -357,6 +390,7 @@ class ImportStore:
             p.patron_id, p.name, p.status.value, day(p.expiry_date), p.email, p.sms_number,
             p.want_sms, _json_lines(p.address_lines), p.zip, day(p.birth_date),
             p.home_branch, p.source, p.external_id, _json_extra(p.extra),
+            _json_lines(p.phones_unparsed),
         )  # fmt: skip
 
     def _refresh_statistics(self) -> None:

@@ -29,6 +29,7 @@ def patron_row_values(patron: Patron) -> dict[str, Any]:
         "source": patron.source,
         "external_id": patron.external_id,
         "extra": dict(patron.extra),
+        "phones_unparsed": list(patron.phones_unparsed),
     }
 
 
@@ -206,4 +207,5 @@ def _to_domain(row: Any, phones: tuple[str, ...]) -> Patron:
         source=row["source"],
         external_id=row["external_id"],
         extra=dict(row["extra"] or {}),
+        phones_unparsed=tuple(row["phones_unparsed"] or ()),
     )

@@ -78,6 +78,8 @@ patrons = Table(
     Column("extra", JSON, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Phone numbers an import could not read, as written (migration 0012): shown, never texted.
+    Column("phones_unparsed", JSON, nullable=False, default=list, server_default="[]"),
     UniqueConstraint("agency_id", "patron_id", name="uq_patrons_agency_patron_id"),
     Index("ix_patrons_source_external", "agency_id", "source", "external_id"),
     Index("ix_patrons_name", "agency_id", "name"),
@@ -281,6 +283,8 @@ import_runs = Table(
     Column("deactivated", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("message", Text),  # why it failed, or what was skipped (deactivation, unknown columns)
+    # Records written with a warning (migration 0012).
+    Column("warnings", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_import_runs_source", "source_id", "id"),
 )
 
@@ -292,6 +296,10 @@ import_run_errors = Table(
     Column("record_number", Integer, nullable=False),
     Column("external_id", String(128)),
     Column("reason", Text, nullable=False),
+    # Migration 0012: which part of the record, and whether it kept the record out (error) or
+    # was set aside while the record was written (warning).
+    Column("field", String(64)),
+    Column("severity", String(8), nullable=False, default="error", server_default="error"),
     Index("ix_import_run_errors_run", "run_id", "record_number"),
 )
 
@@ -303,6 +311,15 @@ import_patron_state = Table(
     Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", String(32)),  # NULL: compare field by field next time
     Column("missing_runs", Integer, nullable=False, default=0),
+)
+
+# The last number given to a patron id an import made up, per agency (migration 0012): for rows
+# of a feed that carry no card number (Koha numbers such patrons itself).
+patron_id_sequences = Table(
+    "patron_id_sequences",
+    metadata,
+    Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_value", Integer, nullable=False, default=0),
 )
 
 # One row per source: the schedule's last claimed due time and the run holding the source.

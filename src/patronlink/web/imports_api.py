@@ -39,8 +39,13 @@ SourceId = Annotated[str, Path(max_length=64, description="the import source's i
 
 
 class RecordErrorOut(BaseModel):
+    """A finding about one record: ``error`` (not imported) or ``warning`` (imported, with the
+    named field set aside)."""
+
     record_number: int
     external_id: str | None
+    field: str | None = None
+    severity: str = "error"
     reason: str
 
 
@@ -58,6 +63,7 @@ class RunOut(BaseModel):
     unchanged: int
     deactivated: int
     failed: int
+    warnings: int
     message: str | None
     errors: list[RecordErrorOut] | None = None
 
@@ -78,6 +84,7 @@ class RunOut(BaseModel):
             unchanged=c.unchanged,
             deactivated=c.deactivated,
             failed=c.failed,
+            warnings=c.warnings,
             message=run.message,
             errors=errors,
         )
@@ -110,7 +117,13 @@ def _run_out(db: DbDep, source_id: str, run_id: int, *, errors: bool) -> RunOut:
         found = runs.errors(run_id) if errors else None
     listed = (
         [
-            RecordErrorOut(record_number=e.number, external_id=e.external_id, reason=e.reason)
+            RecordErrorOut(
+                record_number=e.number,
+                external_id=e.external_id,
+                field=e.field,
+                severity=e.severity.value,
+                reason=e.reason,
+            )
             for e in found
         ]
         if found is not None

@@ -89,6 +89,8 @@ class PatronOut(BaseModel):
     birth_date: dt.date | None
     home_branch: str | None
     source: str | None
+    # Phone numbers an import could not read, as the feed wrote them: never texted.
+    phones_unparsed: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, p: Patron) -> PatronOut:
@@ -100,6 +102,7 @@ class PatronOut(BaseModel):
             expiry_date=p.expiry_date,
             email=p.email,
             phones=list(p.phones),
+            phones_unparsed=list(p.phones_unparsed),
             sms_number=p.sms_number,
             want_sms=p.want_sms,
             address_lines=list(p.address_lines),

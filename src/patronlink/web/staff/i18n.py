@@ -137,6 +137,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "run_status_running": ("i gang", "running"),
     "run_status_succeeded": ("gennemført", "succeeded"),
     "run_status_succeeded_with_errors": ("gennemført med fejl", "succeeded with errors"),
+    "run_status_succeeded_with_warnings": ("gennemført med advarsler", "succeeded with warnings"),
+    "warnings": ("Advarsler", "Warnings"),
+    "severity": ("Alvor", "Severity"),
+    "severity_error": ("fejl", "error"),
+    "severity_warning": ("advarsel", "warning"),
+    "field": ("Felt", "Field"),
+    "phones_unparsed": (
+        "Ulæselige telefonnumre (sendes ikke SMS)",
+        "Unreadable phone numbers (never texted)",
+    ),
     "run_status_failed": ("fejlet", "failed"),
     "run_status_source_unavailable": ("kilden svarede ikke", "source unavailable"),
     # inbound and patrons
