@@ -250,7 +250,8 @@ class Server:
 @pytest.fixture
 def server(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[Server]:
     setup_library(db, clock)
-    with live_server(create_app(settings, db, clock)) as url:
+    public = settings.model_copy(update={"metrics_public": True})  # /metrics is read below
+    with live_server(create_app(public, db, clock)) as url:
         yield Server(url, db, clock)
 
 
@@ -351,11 +352,20 @@ def test_link_garbage_is_400_never_5xx(server: Server, body: str) -> None:
     assert response.status_code == 400
 
 
-def test_unknown_agency_is_404(server: Server) -> None:
-    response = httpx.post(
+def test_unknown_agency_answers_as_wrong_credentials(server: Server) -> None:
+    # Neither status nor body tells a caller which agencies exist.
+    unknown = httpx.post(
         f"{server.url}/sms/dlr/linkmobility/DK-999999", content=LINK_DELIVERED, headers=basic()
     )
-    assert response.status_code == 404
+    wrong = httpx.post(
+        f"{server.url}/sms/dlr/linkmobility/{AGENCY}",
+        content=LINK_DELIVERED,
+        headers=basic(password="not-the-password"),
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.text == wrong.text
+    kannel = httpx.get(f"{server.url}/sms/dlr/kannel/DK-999999?id=1&sig=x&type=1")
+    assert (kannel.status_code, kannel.text) == (401, wrong.text)
 
 
 # -- Kannel delivery reports ----------------------------------------------------------------
