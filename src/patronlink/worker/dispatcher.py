@@ -561,10 +561,13 @@ class Dispatcher:
     def _count_streak(self, agency_id: str, route: _Route, outcome: Outcome) -> None:
         """Temporary failures in a row of the agency's gateway: one warning when they reach
         the threshold, one line when the gateway answers again."""
+        temporary = outcome.attempt_outcome == AttemptOutcome.TEMPORARY.value
         streak = self._streaks.get(agency_id)
         if streak is None:
+            if not temporary:
+                return  # the usual case, once per text: nothing to count, nothing to change
             streak = self._streaks[agency_id] = _Streak()
-        if outcome.attempt_outcome == AttemptOutcome.TEMPORARY.value:
+        if temporary:
             streak.failures += 1
             threshold = self.settings.gateway_failures_before_warning
             if not streak.warned and streak.failures >= threshold:
@@ -583,7 +586,7 @@ class Dispatcher:
                         "code": outcome.code,
                     },
                 )
-        elif streak.failures:
+        else:
             if streak.warned:
                 log.info(
                     "gateway of agency %s (%s) answers again after %d failures in a row",
@@ -596,10 +599,10 @@ class Dispatcher:
                         "failures": streak.failures,
                     },
                 )
-            streak.failures = 0
-            streak.warned = False
+            del self._streaks[agency_id]
         if self.metrics is not None:
-            self.metrics.gateway_streak(agency_id, route.driver, streak.failures)
+            failures = streak.failures if temporary else 0
+            self.metrics.gateway_streak(agency_id, route.driver, failures)
 
     def _stale_reason(self, message: ClaimedMessage) -> str:
         hours = self.settings.max_age_seconds / 3600
