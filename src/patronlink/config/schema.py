@@ -318,7 +318,7 @@ class ImportSourceConfig(_Strict):
         )
         for key in ("patron_id", "external_id", "sms_number"):
             value = getattr(self.mapping, key)
-            if value is not None and not pattern.match(value):
+            if value is not None and not pattern.fullmatch(value):
                 raise ValueError(f"mapping.{key} {value!r} is not {what} (format {self.format})")
         return self
 
