@@ -58,6 +58,20 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
     sys.exit(code)
 
 
+def cli_actor() -> Any:
+    """The operator at this terminal, for the audit log: the login name and the host."""
+    import getpass
+    import socket
+
+    from patronlink.domain.audit import Actor, ActorKind
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        user = f"uid {os.getuid()}"
+    return Actor(ActorKind.CLI, user, socket.gethostname())
+
+
 def _ensure_schema(ctx: Context) -> None:
     from patronlink.storage.migrate import current_revision, head_revision
 
@@ -127,7 +141,7 @@ def config_apply(ctx: Context, file: Path, check: bool) -> None:
     if check:
         click.echo(f"{file}: valid")
         return
-    report = apply_config(ctx.db, loaded, os.environ, system_clock)
+    report = apply_config(ctx.db, loaded, os.environ, system_clock, actor=cli_actor())
     for line in report.changes:
         click.echo(line)
     if not report.changed:
@@ -338,11 +352,13 @@ def sms_retry(
         fail("give message ids or --all-errors (with optional --agency, --code, --since)", 2)
     if message_ids:
         for message_id in message_ids:
-            move_one(ctx.db, message_id, None, MessageStatus.QUEUED, system_clock)
+            move_one(
+                ctx.db, message_id, None, MessageStatus.QUEUED, system_clock, actor=cli_actor()
+            )
             click.echo(f"{message_id} queued")
         return
     f = _message_filter(ctx, agency, ("error",), code, since)
-    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock)
+    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock, actor=cli_actor())
     click.echo(f"{len(moved)} text(s) queued again")
 
 
@@ -357,7 +373,7 @@ def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
 
     _ensure_schema(ctx)
     for message_id in message_ids:
-        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock)
+        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock, actor=cli_actor())
         click.echo(f"{message_id} cancelled")
 
 
@@ -376,7 +392,7 @@ def token_create(ctx: Context, agency: str | None, name: str) -> None:
     from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
-    click.echo(create_token(ctx.db, name, agency, system_clock))
+    click.echo(create_token(ctx.db, name, agency, system_clock, actor=cli_actor()))
 
 
 # --- patron import (issue 6) ------------------------------------------------------------------
@@ -450,6 +466,7 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             file=file,
             progress=progress,
             lease=dt.timedelta(seconds=ctx.settings.import_lease_seconds),
+            actor=cli_actor(),
         )
     finally:
         progress.done()

@@ -15,6 +15,8 @@ from typing import Any
 from patronlink.config.loader import LoadedConfig
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency, Branch, Language
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
+from patronlink.services import audit
 from patronlink.services.clock import Clock
 from patronlink.services.secrets import hash_password, resolve, verify_password
 from patronlink.storage.database import Database
@@ -40,8 +42,14 @@ def agency_settings(config: AgencyConfig) -> dict[str, Any]:
 
 
 def apply_config(
-    db: Database, loaded: LoadedConfig, environ: Mapping[str, str], clock: Clock
+    db: Database,
+    loaded: LoadedConfig,
+    environ: Mapping[str, str],
+    clock: Clock,
+    *,
+    actor: Actor = SYSTEM,
 ) -> ApplyReport:
+    """Apply in one transaction; a run that changed something is audited with its changes."""
     report = ApplyReport()
     now = clock()
     with db.transaction() as repos:
@@ -77,4 +85,15 @@ def apply_config(
             if repos.import_sources.upsert(source.id, source.agency, settings, now):
                 verb = "updated" if existed else "created"
                 report.changes.append(f"import source {source.id}: {verb}")
+        if report.changed:
+            audit.record(
+                repos,
+                actor,
+                AuditAction.CONFIG_APPLY,
+                ObjectKind.CONFIGURATION,
+                "libraries",
+                agency_id=None,
+                at=now,
+                changes=report.changes,
+            )
     return report

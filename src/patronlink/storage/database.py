@@ -15,6 +15,7 @@ from patronlink.storage.agencies import (
     ImportSourceRepository,
     IntegrationUserRepository,
 )
+from patronlink.storage.audit import AuditRepository
 from patronlink.storage.circulation import CirculationRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
@@ -32,6 +33,7 @@ class Repositories:
     tokens: TokenRepository
     outbox: OutboxRepository
     inbound: InboundRepository
+    audit: AuditRepository
 
 
 class Database:
@@ -59,6 +61,7 @@ class Database:
                 tokens=TokenRepository(conn),
                 outbox=OutboxRepository(conn),
                 inbound=InboundRepository(conn),
+                audit=AuditRepository(conn),
             )
 
     @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.raw import bind_json, bind_time
@@ -72,6 +72,12 @@ class InboundRepository:
             bind_json(replies),
         )
         return int(Driver(self._conn).rows(_ADD, row)[0][0])
+
+    def count(self, agency_id: str, *, number: str | None = None) -> int:
+        stmt = select(func.count()).where(inbound_sms.c.agency_id == agency_id)
+        if number is not None:
+            stmt = stmt.where(inbound_sms.c.number == number)
+        return int(self._conn.execute(stmt).scalar_one())
 
     def search(
         self, agency_id: str, *, number: str | None = None, limit: int = 100, offset: int = 0

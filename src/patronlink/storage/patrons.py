@@ -144,9 +144,35 @@ class PatronRepository:
         return [(pk, _to_domain(row, tuple(phones))) for pk, (row, phones) in rows.items()]
 
     def search(
-        self, agency_id: str, query: str | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        agency_id: str,
+        query: str | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        status: PatronStatus | None = None,
     ) -> list[Patron]:
-        conds = [patrons.c.agency_id == agency_id]
+        conds = self._search_conditions(agency_id, query, status)
+        return [
+            p
+            for _, p in self._select(*conds, order=patrons.c.patron_id, limit=limit, offset=offset)
+        ]
+
+    def count(
+        self, agency_id: str, query: str | None = None, *, status: PatronStatus | None = None
+    ) -> int:
+        """How many patrons ``search`` would find with no limit."""
+        conds = self._search_conditions(agency_id, query, status)
+        stmt = select(func.count()).select_from(patrons).where(*conds)
+        return int(self._conn.execute(stmt).scalar_one())
+
+    @staticmethod
+    def _search_conditions(
+        agency_id: str, query: str | None, status: PatronStatus | None
+    ) -> list[Any]:
+        conds: list[Any] = [patrons.c.agency_id == agency_id]
+        if status is not None:
+            conds.append(patrons.c.status == status.value)
         if query:
             # LIKE wildcards in the query are matched literally.
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -162,10 +188,7 @@ class PatronRepository:
                     patrons.c.id.in_(numbers),
                 )
             )
-        return [
-            p
-            for _, p in self._select(*conds, order=patrons.c.patron_id, limit=limit, offset=offset)
-        ]
+        return conds
 
     def _select(
         self, *conds: Any, order: Any = None, limit: int | None = None, offset: int = 0

@@ -157,6 +157,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),  # NULL: never (migration 0013)
+    Column("last_used_at", UTCDateTime),  # moved at most once a minute (migration 0013)
 )
 
 import_sources = Table(
@@ -319,4 +321,28 @@ staff_users = Table(
     Column("agency_id", ForeignKey("agencies.id", ondelete="CASCADE")),  # NULL: an administrator
     Column("language", String(2), nullable=False, default="da"),  # da | en
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- Daily operations (issue 18, migration 0013) ------------------------------------------------
+
+# Who did what, when, from where, to which object. No foreign keys: an entry outlives the user,
+# token, patron or agency it names (anonymising a patron keeps the entry, which holds no
+# personal data beyond the patron id).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_kind", String(8), nullable=False),  # staff | token | cli | system
+    Column("actor", String(200), nullable=False),
+    Column("source", String(200)),  # client address, or user@host for the CLI
+    Column("action", String(32), nullable=False),
+    Column("agency_id", String(16)),  # NULL: not one agency's (a token for all, the config)
+    Column("object_kind", String(16), nullable=False),
+    Column("object_id", String(128), nullable=False),
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_audit_log_agency", "agency_id", "id"),
+    Index("ix_audit_log_object", "object_kind", "object_id"),
 )

@@ -16,6 +16,7 @@ from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web import (
     api,
+    audit_api,
     health,
     imports_api,
     inbound_api,
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(inbound_api.router)
     app.include_router(rest_dlf.router)
     app.include_router(imports_api.router)
+    app.include_router(audit_api.router)
     install_staff_ui(app, settings)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AccessLog, metrics=app.state.metrics)

@@ -21,7 +21,7 @@ from patronlink.domain.import_runs import Trigger
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.import_patrons import execute_run, source_agency, start_run
 from patronlink.storage.import_runs import ImportRunRepository, RunRow
-from patronlink.web.deps import ClockDep, DbDep, ScopeDep, refuse_nul_in_url
+from patronlink.web.deps import ActorDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.schemas import ErrorOut, Offset, RowIdPath
 
 router = APIRouter(
@@ -135,11 +135,12 @@ def start(
     db: DbDep,
     scope: ScopeDep,
     clock: ClockDep,
+    actor: ActorDep,
     wait: Annotated[bool, Query(description="run in the request; answer when done")] = False,
 ) -> RunOut:
     _source_in_scope(db, scope, source_id)
     lease = dt.timedelta(seconds=request.app.state.settings.import_lease_seconds)
-    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease)
+    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease, actor=actor)
     assert run_id is not None  # without a due time, start_run raises when busy
     metrics = _metrics(request)
 

@@ -13,7 +13,7 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.services import outbox
 from patronlink.services.agencies import require_agency
 from patronlink.storage.outbox import MessageFilter
-from patronlink.web.deps import AgencyDep, ClockDep, DbDep, refuse_nul_in_url
+from patronlink.web.deps import ActorDep, AgencyDep, ClockDep, DbDep, refuse_nul_in_url
 from patronlink.web.schemas import (
     BODY_ERRORS,
     ErrorOut,
@@ -172,9 +172,9 @@ def get_message(agency: AgencyDep, message_id: RowIdPath, db: DbDep) -> MessageD
     responses={409: {"model": ErrorOut, "description": "not on the error queue"}},
 )
 def retry_message(
-    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep, actor: ActorDep
 ) -> MessageDetailOut:
-    outbox.move_one(db, message_id, agency, MessageStatus.QUEUED, clock)
+    outbox.move_one(db, message_id, agency, MessageStatus.QUEUED, clock, actor=actor)
     return _detail(db, message_id, agency)
 
 
@@ -184,14 +184,16 @@ def retry_message(
     responses={409: {"model": ErrorOut, "description": "sent or sending already"}},
 )
 def cancel_message(
-    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep, actor: ActorDep
 ) -> MessageDetailOut:
-    outbox.move_one(db, message_id, agency, MessageStatus.CANCELLED, clock)
+    outbox.move_one(db, message_id, agency, MessageStatus.CANCELLED, clock, actor=actor)
     return _detail(db, message_id, agency)
 
 
 @router.post("/retry", response_model=MovedOut, responses=BODY_ERRORS)
-def retry_errors(agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: ClockDep) -> MovedOut:
+def retry_errors(
+    agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: ClockDep, actor: ActorDep
+) -> MovedOut:
     """Queue again every text on the error queue that matches the filter."""
     f = MessageFilter(
         agency_id=agency,
@@ -201,4 +203,4 @@ def retry_errors(agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: Clock
         until=body.until,
         ids=tuple(body.ids),
     )
-    return MovedOut(queued=outbox.move_messages(db, f, MessageStatus.QUEUED, clock))
+    return MovedOut(queued=outbox.move_messages(db, f, MessageStatus.QUEUED, clock, actor=actor))

@@ -64,7 +64,7 @@ def retry_selected(page: StaffDep, form: FormDep) -> Response:
     if not ids:
         return page.redirect(back, page.t("none_selected"))
     f = MessageFilter(agency_id=page.staff.agency_id, statuses=(MessageStatus.ERROR,), ids=ids)
-    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock)
+    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock, actor=page.actor)
     return page.redirect(back, page.t("queued_again", count=len(moved)))
 
 
@@ -102,13 +102,27 @@ def show_message(page: StaffDep, message_id: int) -> Response:
 
 @router.post("/messages/{message_id}/retry")
 def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
-    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.QUEUED, page.clock)
+    outbox.move_one(
+        page.db,
+        message_id,
+        page.staff.agency_id,
+        MessageStatus.QUEUED,
+        page.clock,
+        actor=page.actor,
+    )
     back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
     return page.redirect(back, page.t("queued_again", count=1))
 
 
 @router.post("/messages/{message_id}/cancel")
 def cancel_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
-    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.CANCELLED, page.clock)
+    outbox.move_one(
+        page.db,
+        message_id,
+        page.staff.agency_id,
+        MessageStatus.CANCELLED,
+        page.clock,
+        actor=page.actor,
+    )
     back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
     return page.redirect(back, page.t("cancelled_n", id=message_id))

@@ -19,7 +19,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
+from patronlink.domain.audit import Actor, ActorKind
 from patronlink.domain.errors import NotFound
+from patronlink.domain.paging import Paged
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
 from patronlink.storage.database import Database
@@ -64,6 +66,14 @@ class StaffState:
     codec: SessionCodec
     env: Environment
     throttle: Throttle  # wrong logins per user name and per address
+
+
+@dataclass(frozen=True)
+class Pager:
+    summary: str
+    previous: str | None
+    next: str | None
+    total: int
 
 
 class LoginRequired(Exception):
@@ -129,11 +139,33 @@ class Page:
         query = self.request.url.query
         return self.request.url.path + (f"?{query}" if query else "")
 
+    def pager(self, paged: Paged[Any]) -> Pager:
+        """What the page's list footer shows: "1-100 of 117" and the links to its neighbours."""
+
+        def url(offset: int | None) -> str | None:
+            if offset is None:
+                return None
+            target = self.request.url.include_query_params(offset=offset)
+            return f"{target.path}?{target.query}"
+
+        return Pager(
+            summary=self.t("range_of", first=paged.first, last=paged.last, total=paged.total),
+            previous=url(paged.previous_offset),
+            next=url(paged.next_offset),
+            total=paged.total,
+        )
+
     # scope -------------------------------------------------------------------------------------
     @property
     def staff(self) -> StaffUser:
         assert self.user is not None  # StaffDep guarantees it
         return self.user
+
+    @property
+    def actor(self) -> Actor:
+        """The signed-in user as the audit log names them, with the client's address."""
+        client = self.request.client.host if self.request.client else None
+        return Actor(ActorKind.STAFF, self.staff.username, client)
 
     def agencies(self) -> list[Agency]:
         with self.db.transaction() as repos:
@@ -188,6 +220,16 @@ def signed_in(page: PageDep) -> Page:
 
 
 StaffDep = Annotated[Page, Depends(signed_in)]
+
+
+def administrator(page: StaffDep) -> Page:
+    """Pages across agencies (the audit log, tokens): anyone else is told they do not exist."""
+    if not page.staff.is_admin:
+        raise NotFound("no such page")
+    return page
+
+
+AdminDep = Annotated[Page, Depends(administrator)]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""daily operations: the audit log; tokens with an expiry and a last-used time
+
+Revision ID: 0013
+Revises: 0007
+Create Date: 2026-11-30 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit_log",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_kind", sa.String(length=8), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("agency_id", sa.String(length=16), nullable=True),
+        sa.Column("object_kind", sa.String(length=16), nullable=False),
+        sa.Column("object_id", sa.String(length=128), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_log_agency", ["agency_id", "id"], unique=False)
+        batch_op.create_index("ix_audit_log_object", ["object_kind", "object_id"], unique=False)
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_column("last_used_at")
+        batch_op.drop_column("expires_at")
+    op.drop_table("audit_log")
