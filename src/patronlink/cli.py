@@ -295,6 +295,8 @@ _STATUSES = click.Choice(["queued", "sending", "sent", "error", "cancelled"])
 @click.option("--status", multiple=True, type=_STATUSES, help="Only these statuses (repeatable).")
 @click.option("--code", default=None, help="Only this gateway code (e.g. 1002).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every matching text (ignores --limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
 def sms_list(
@@ -303,24 +305,70 @@ def sms_list(
     status: tuple[str, ...],
     code: str | None,
     limit: int,
+    offset: int,
+    show_all: bool,
     as_json: bool,
 ) -> None:
-    """List texts, newest first."""
+    """List texts, newest first: a table with the time and the full last reason.
+
+    When more texts match than are shown, a line on stderr says how many and how to see them.
+    """
     import json
 
-    from patronlink.services.outbox import list_messages
+    from patronlink.services.outbox import page_messages
 
     _ensure_schema(ctx)
-    rows = list_messages(ctx.db, _message_filter(ctx, agency, status, code), limit, 0)
-    for row in rows:
-        if as_json:
+    f = _message_filter(ctx, agency, status, code)
+    page_size = 1000
+    paged = page_messages(ctx.db, f, page_size if show_all else limit, offset)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = page_messages(ctx.db, f, page_size, paged.next_offset)
+        rows.extend(paged.items)
+    if as_json:
+        for row in rows:
             click.echo(json.dumps(row, default=str, ensure_ascii=False))
-        else:
-            reason = f"{row['last_code'] or ''} {row['last_description'] or ''}".strip()
-            click.echo(
-                f"{row['id']:>8}  {row['agency_id']:<12} {row['status']:<9} {row['to_number']:<16} "
-                f"attempts={row['attempts']}  {reason[:60]}"
+    else:
+        for line in _message_table(rows):
+            click.echo(line)
+    if not show_all and paged.has_more:
+        click.echo(
+            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; "
+            "use --all, or --offset and --limit, for the rest",
+            err=True,
+        )
+
+
+def _message_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Aligned columns under a header; the reason is last and never cut short."""
+    header = ("ID", "CREATED (UTC)", "AGENCY", "STATUS", "TO", "ATTEMPTS", "REASON")
+    table = [header]
+    for row in rows:
+        reason = " ".join(
+            part
+            for part in (
+                row["last_code"] or "",
+                row["last_description"] or "",
+                f"(HTTP {row['last_http_status']})" if row["last_http_status"] else "",
             )
+            if part
+        )
+        table.append(
+            (
+                str(row["id"]),
+                row["created_at"].strftime("%Y-%m-%d %H:%M"),
+                row["agency_id"],
+                row["status"],
+                row["to_number"],
+                str(row["attempts"]),
+                reason,
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in table
+    ]
 
 
 @sms.command("retry")

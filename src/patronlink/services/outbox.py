@@ -17,6 +17,7 @@ from patronlink.domain.outbox import (
     require_move,
     statuses_that_can_become,
 )
+from patronlink.domain.paging import Paged
 from patronlink.domain.sms_text import account
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
@@ -100,6 +101,13 @@ class MessageDetail:
 def list_messages(db: Database, f: MessageFilter, limit: int, offset: int) -> list[dict[str, Any]]:
     with db.transaction() as repos:
         return repos.outbox.search(f, limit=limit, offset=offset)
+
+
+def page_messages(db: Database, f: MessageFilter, limit: int, offset: int) -> Paged[dict[str, Any]]:
+    """One page of ``list_messages`` with the number of messages that match ``f``."""
+    with db.transaction() as repos:
+        rows = repos.outbox.search(f, limit=limit, offset=offset)
+        return Paged(rows, repos.outbox.count(f), offset, limit)
 
 
 def message_detail(db: Database, message_id: int, agency_id: str | None) -> MessageDetail:

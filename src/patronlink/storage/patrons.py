@@ -145,7 +145,7 @@ class PatronRepository:
 
     def search(
         self,
-        agency_id: str,
+        agency_id: str | None,
         query: str | None = None,
         *,
         limit: int = 50,
@@ -155,11 +155,13 @@ class PatronRepository:
         conds = self._search_conditions(agency_id, query, status)
         return [
             p
-            for _, p in self._select(*conds, order=patrons.c.patron_id, limit=limit, offset=offset)
+            for _, p in self._select(
+                *conds, order=(patrons.c.agency_id, patrons.c.patron_id), limit=limit, offset=offset
+            )
         ]
 
     def count(
-        self, agency_id: str, query: str | None = None, *, status: PatronStatus | None = None
+        self, agency_id: str | None, query: str | None = None, *, status: PatronStatus | None = None
     ) -> int:
         """How many patrons ``search`` would find with no limit."""
         conds = self._search_conditions(agency_id, query, status)
@@ -168,9 +170,10 @@ class PatronRepository:
 
     @staticmethod
     def _search_conditions(
-        agency_id: str, query: str | None, status: PatronStatus | None
+        agency_id: str | None, query: str | None, status: PatronStatus | None
     ) -> list[Any]:
-        conds: list[Any] = [patrons.c.agency_id == agency_id]
+        """``agency_id`` None searches every agency (an administrator's list)."""
+        conds: list[Any] = [] if agency_id is None else [patrons.c.agency_id == agency_id]
         if status is not None:
             conds.append(patrons.c.status == status.value)
         if query:
@@ -178,9 +181,10 @@ class PatronRepository:
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             like = f"%{escaped.lower()}%"
             numbers = select(patron_phones.c.patron_pk).where(
-                patron_phones.c.agency_id == agency_id,
                 patron_phones.c.number.like(f"%{escaped}%", escape="\\"),
             )
+            if agency_id is not None:
+                numbers = numbers.where(patron_phones.c.agency_id == agency_id)
             conds.append(
                 or_(
                     func.lower(patrons.c.name).like(like, escape="\\"),
@@ -195,7 +199,7 @@ class PatronRepository:
     ) -> list[tuple[int, Patron]]:
         stmt = select(patrons).where(*conds)
         if order is not None:
-            stmt = stmt.order_by(order)
+            stmt = stmt.order_by(*(order if isinstance(order, tuple) else (order,)))
         if limit is not None:
             stmt = stmt.limit(limit).offset(offset)
         rows = self._conn.execute(stmt).mappings().all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from patronlink.domain import phone
@@ -14,6 +14,7 @@ from patronlink.services import outbox
 from patronlink.services.agencies import require_agency
 from patronlink.storage.outbox import MessageFilter
 from patronlink.web.deps import ActorDep, AgencyDep, ClockDep, DbDep, refuse_nul_in_url
+from patronlink.web.paging import PAGED_HEADERS, set_page_headers
 from patronlink.web.schemas import (
     BODY_ERRORS,
     ErrorOut,
@@ -133,10 +134,12 @@ def queue_message(
     return _detail(db, message_id, agency)
 
 
-@router.get("", response_model=list[MessageOut])
+@router.get("", response_model=list[MessageOut], responses={200: {"headers": PAGED_HEADERS}})
 def search_messages(
     agency: AgencyDep,
     db: DbDep,
+    request: Request,
+    response: Response,
     status: Annotated[list[MessageStatus] | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
     code: Annotated[str | None, Query(max_length=32)] = None,
@@ -158,7 +161,9 @@ def search_messages(
         since=since,
         until=until,
     )
-    return [MessageOut.of(r) for r in outbox.list_messages(db, f, limit, offset)]
+    paged = outbox.page_messages(db, f, limit, offset)
+    set_page_headers(request, response, paged)
+    return [MessageOut.of(r) for r in paged.items]
 
 
 @router.get("/{message_id}", response_model=MessageDetailOut)

@@ -4,6 +4,7 @@ The body of every list stays a plain array (clients written against it keep work
 goes in ``X-Total-Count`` and the neighbouring pages in a ``Link`` header (RFC 8288, ``rel="next"``
 and ``rel="prev"``), the convention of the GitHub and GitLab APIs. A client pages by following
 ``next`` until there is none, or by ``offset`` until ``offset + len(page) == X-Total-Count``.
+``X-Has-More`` says "true" while a next page exists (lists too costly to count give only that).
 """
 
 from __future__ import annotations
@@ -29,13 +30,33 @@ PAGED_HEADERS: dict[str, Any] = {
 }
 
 
-def set_page_headers(request: Request, response: Response, paged: Paged[Any]) -> None:
-    response.headers[TOTAL_HEADER] = str(paged.total)
-    response.headers[HAS_MORE_HEADER] = "true" if paged.has_more else "false"
+def _links(
+    request: Request, response: Response, prev: int | None, nxt: int | None, limit: int
+) -> None:
     links = []
-    for rel, offset in (("next", paged.next_offset), ("prev", paged.previous_offset)):
+    for rel, offset in (("next", nxt), ("prev", prev)):
         if offset is not None:
-            url = request.url.include_query_params(offset=offset, limit=paged.limit)
+            url = request.url.include_query_params(offset=offset, limit=limit)
             links.append(f'<{url}>; rel="{rel}"')
     if links:
         response.headers["Link"] = ", ".join(links)
+
+
+def set_has_more(
+    request: Request, response: Response, offset: int, limit: int, has_more: bool
+) -> None:
+    """For a list too costly to count: whether a next page exists, and the links."""
+    response.headers[HAS_MORE_HEADER] = "true" if has_more else "false"
+    _links(
+        request,
+        response,
+        max(offset - limit, 0) if offset else None,
+        offset + limit if has_more else None,
+        limit,
+    )
+
+
+def set_page_headers(request: Request, response: Response, paged: Paged[Any]) -> None:
+    response.headers[TOTAL_HEADER] = str(paged.total)
+    response.headers[HAS_MORE_HEADER] = "true" if paged.has_more else "false"
+    _links(request, response, paged.previous_offset, paged.next_offset, paged.limit)

@@ -41,3 +41,18 @@ def stylesheet() -> Response:
         media_type="text/css",
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@functools.cache
+def _script() -> bytes:
+    return files("patronlink.web").joinpath("static/staff.js").read_bytes()
+
+
+@router.get("/static/staff.js")
+def script() -> Response:
+    """Progressive enhancement only ("select all on this page"); every page works without it."""
+    return Response(
+        _script(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

@@ -187,6 +187,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "range_of": ("{first}-{last} af {total}", "{first}-{last} of {total}"),
     "previous_page": ("Forrige", "Previous"),
     "next_page": ("Næste", "Next"),
+    "select_all_page": ("Vælg alle på siden", "Select all on this page"),
+    "retry_all_n": ("Send alle {count} igen", "Retry all {count}"),
+    "retry_all_title": ("Send alle på fejlkøen igen", "Retry everything on the error queue"),
+    "retry_all_question": (
+        "{count} besked(er) på fejlkøen passer til filteret. Skal de alle sendes igen?",
+        "{count} message(s) on the error queue match this filter. Retry all of them?",
+    ),
+    "patron_status_active": ("aktiv", "active"),
+    "patron_status_blocked": ("spærret", "blocked"),
+    "patron_status_expired": ("udløbet", "expired"),
+    "patron_status_inactive": ("inaktiv", "inactive"),
+    "patron_status_pending": ("afventer godkendelse", "awaiting approval"),
     # audit log (issue 18)
     "audit_log": ("Revisionslog", "Audit log"),
     "actor": ("Hvem", "Who"),
