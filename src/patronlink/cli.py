@@ -615,6 +615,101 @@ def user_create(
 # --- end of staff users -----------------------------------------------------------------------
 
 
+# --- patrons through their life (issue 18) ---------------------------------------------------
+_PATRON_STATUSES = click.Choice(["active", "blocked", "expired", "inactive", "pending"])
+
+
+@main.group()
+def patron() -> None:
+    """Patrons: list by status; approve, reject, block, unblock, deactivate, anonymise."""
+
+
+@patron.command("list")
+@click.option("--agency", required=True, help="Agency ISIL or number.")
+@click.option("--status", type=_PATRON_STATUSES, default=None, help="Only this status.")
+@click.option("--search", default=None, help="Name, patron id or phone.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--all", "show_all", is_flag=True, help="Every matching patron.")
+@pass_ctx
+def patron_list(
+    ctx: Context,
+    agency: str,
+    status: str | None,
+    search: str | None,
+    limit: int,
+    show_all: bool,
+) -> None:
+    """Patrons by patron id, e.g. the self-registrations waiting: --status pending."""
+    from patronlink.domain.patron import PatronStatus
+    from patronlink.services.patrons import page_patrons
+
+    _ensure_schema(ctx)
+    wanted = PatronStatus(status) if status else None
+    paged = page_patrons(ctx.db, agency, search, 1000 if show_all else limit, 0, status=wanted)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = page_patrons(ctx.db, agency, search, 1000, paged.next_offset, status=wanted)
+        rows.extend(paged.items)
+    table = [("PATRON ID", "STATUS", "NAME", "NUMBERS")]
+    table += [(p.patron_id, p.status.value, p.name, " ".join(sorted(p.numbers()))) for p in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    if not show_all and paged.has_more:
+        click.echo(
+            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; use --all",
+            err=True,
+        )
+
+
+def _patron_move(name: str, summary: str) -> None:
+    @patron.command(name, help=summary)
+    @click.argument("agency")
+    @click.argument("patron_id")
+    @click.option("--reason", default=None, help="Why (required to block).")
+    @pass_ctx
+    def command(ctx: Context, agency: str, patron_id: str, reason: str | None) -> None:
+        from patronlink.domain.patron_lifecycle import LifecycleAction
+        from patronlink.services.clock import system_clock
+        from patronlink.services.patron_lifecycle import change_status
+
+        _ensure_schema(ctx)
+        state = change_status(
+            ctx.db,
+            agency,
+            patron_id,
+            LifecycleAction(name),
+            system_clock,
+            actor=cli_actor(),
+            reason=reason,
+        )
+        click.echo(f"{patron_id}: {state.patron.status.value if state.patron else 'removed'}")
+
+
+_patron_move("approve", "Approve a pending self-registration.")
+_patron_move("reject", "Reject a pending self-registration (it is removed).")
+_patron_move("block", "Block a patron; --reason is required. Renewals are refused.")
+_patron_move("unblock", "Lift a block.")
+_patron_move("deactivate", "Deactivate a patron.")
+
+
+@patron.command("anonymise")
+@click.argument("agency")
+@click.argument("patron_id")
+@click.option("--yes", is_flag=True, help="Do it without asking (the erasure is final).")
+@pass_ctx
+def patron_anonymise(ctx: Context, agency: str, patron_id: str, yes: bool) -> None:
+    """Erase a person on request (GDPR art. 17); loans keep their history without them."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.patron_lifecycle import anonymise_patron
+
+    _ensure_schema(ctx)
+    if not yes:
+        click.confirm(f"Erase every personal detail of patron {patron_id}?", abort=True)
+    anonymous = anonymise_patron(ctx.db, agency, patron_id, system_clock, actor=cli_actor())
+    click.echo(f"{patron_id}: anonymised as {anonymous.patron_id}")
+
+
 def run() -> None:
     from sqlalchemy.exc import OperationalError
 

@@ -19,6 +19,7 @@ from patronlink.storage.audit import AuditRepository
 from patronlink.storage.circulation import CirculationRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
+from patronlink.storage.patron_lifecycle import PatronLifecycleRepository
 from patronlink.storage.patrons import PatronRepository
 
 
@@ -34,6 +35,7 @@ class Repositories:
     outbox: OutboxRepository
     inbound: InboundRepository
     audit: AuditRepository
+    lifecycle: PatronLifecycleRepository
 
 
 class Database:
@@ -62,6 +64,7 @@ class Database:
                 outbox=OutboxRepository(conn),
                 inbound=InboundRepository(conn),
                 audit=AuditRepository(conn),
+                lifecycle=PatronLifecycleRepository(conn),
             )
 
     @contextmanager

@@ -78,6 +78,7 @@ patrons = Table(
     Column("extra", JSON, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("status_reason", String(500)),  # why staff blocked the patron (migration 0013)
     UniqueConstraint("agency_id", "patron_id", name="uq_patrons_agency_patron_id"),
     Index("ix_patrons_source_external", "agency_id", "source", "external_id"),
     Index("ix_patrons_name", "agency_id", "name"),

@@ -21,6 +21,7 @@ from patronlink.web import (
     imports_api,
     inbound_api,
     messages_api,
+    patron_lifecycle_api,
     rest_dlf,
     sms_gateway,
 )
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(rest_dlf.router)
     app.include_router(imports_api.router)
     app.include_router(audit_api.router)
+    app.include_router(patron_lifecycle_api.router)
     install_staff_ui(app, settings)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AccessLog, metrics=app.state.metrics)

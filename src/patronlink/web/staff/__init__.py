@@ -12,7 +12,16 @@ from starlette.responses import Response
 
 from patronlink.settings import Settings
 from patronlink.web.sms_gateway import Throttle
-from patronlink.web.staff import audit, auth, dashboard, imports, inbound, messages, patrons
+from patronlink.web.staff import (
+    audit,
+    auth,
+    dashboard,
+    imports,
+    inbound,
+    messages,
+    patron_actions,
+    patrons,
+)
 from patronlink.web.staff.pages import (
     CsrfRefused,
     LoginRequired,
@@ -26,7 +35,7 @@ from patronlink.web.staff.session import SessionCodec
 log = structlog.get_logger("patronlink.staff")
 
 router = APIRouter(include_in_schema=False)
-for module in (auth, dashboard, messages, imports, inbound, patrons, audit):
+for module in (auth, dashboard, messages, imports, inbound, patrons, patron_actions, audit):
     router.include_router(module.router)
 
 

@@ -10,9 +10,10 @@ from starlette.responses import Response
 from patronlink.domain.errors import NotFound
 from patronlink.domain.paging import MAX_PAGE, Paged
 from patronlink.domain.patron import PatronStatus
-from patronlink.services import patrons
+from patronlink.services import patron_lifecycle, patrons
 from patronlink.web.staff.masking import masked_settings
 from patronlink.web.staff.pages import Page, StaffDep
+from patronlink.web.staff.patron_actions import moves_from
 
 router = APIRouter(prefix="/staff")
 PAGE_SIZE = 100
@@ -61,7 +62,14 @@ def show_patron(
 ) -> Response:
     agency = _own(page, agency_id)
     overview = patrons.patron_overview(page.db, agency, patron_id)
-    return page.render("patron.html", title=overview.patron.name, overview=overview, agency=agency)
+    return page.render(
+        "patron.html",
+        title=overview.patron.name,
+        overview=overview,
+        agency=agency,
+        moves=moves_from(overview.patron.status),
+        status_reason=patron_lifecycle.status_reason(page.db, agency, patron_id),
+    )
 
 
 @router.get("/agencies")

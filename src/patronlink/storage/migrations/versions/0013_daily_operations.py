@@ -1,4 +1,5 @@
-"""daily operations: the audit log; tokens with an expiry and a last-used time
+"""daily operations: the audit log; tokens with an expiry and a last-used time; a patron's
+status reason (why staff blocked them)
 
 Revision ID: 0013
 Revises: 0007
@@ -42,9 +43,13 @@ def upgrade() -> None:
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("patrons", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_reason", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("patrons", schema=None) as batch_op:
+        batch_op.drop_column("status_reason")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_column("last_used_at")
         batch_op.drop_column("expires_at")
