@@ -433,14 +433,108 @@ def token() -> None:
 @token.command("create")
 @click.option("--agency", default=None, help="Limit the token to this agency (default: all).")
 @click.option("--name", required=True, help="Who or what uses the token.")
+@click.option(
+    "--expires",
+    default=None,
+    help="When it stops working: a date (YYYY-MM-DD, end of that day UTC), an ISO 8601 time, "
+    "or a number of days (e.g. 90d).",
+)
 @pass_ctx
-def token_create(ctx: Context, agency: str | None, name: str) -> None:
+def token_create(ctx: Context, agency: str | None, name: str, expires: str | None) -> None:
     """Create a staff API token and print it (it is shown only this once)."""
     from patronlink.services.access import create_token
     from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
-    click.echo(create_token(ctx.db, name, agency, system_clock, actor=cli_actor()))
+    expires_at = _expiry(expires, system_clock())
+    click.echo(
+        create_token(ctx.db, name, agency, system_clock, actor=cli_actor(), expires_at=expires_at)
+    )
+
+
+def _expiry(value: str | None, now: Any) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith("d") and text[:-1].isdigit():
+        return now + dt.timedelta(days=int(text[:-1]))
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return _parse_time(text, "--expires")
+    except ValueError:
+        fail(f"--expires {value!r}: give YYYY-MM-DD, an ISO 8601 time or days like 90d", 2)
+
+
+@token.command("list")
+@click.option("--agency", default=None, help="Only this agency's tokens.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
+    """Every token, newest first: id, name, scope, state, created, expires, last used."""
+    import json
+
+    from patronlink.services.access import list_tokens
+    from patronlink.services.agencies import require_agency
+    from patronlink.services.clock import system_clock
+
+    _ensure_schema(ctx)
+    agency_id = None
+    if agency:
+        with ctx.db.transaction() as repos:
+            agency_id = require_agency(repos, agency).id
+    now = system_clock()
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    rows = list_tokens(ctx.db, agency_id)
+    if as_json:
+        for t in rows:
+            record = {
+                "id": t.id,
+                "name": t.name,
+                "agency_id": t.agency_id,
+                "state": t.state(now),
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "last_used_at": t.last_used_at,
+                "revoked_at": t.revoked_at,
+            }
+            click.echo(json.dumps(record, default=str))
+        return
+    table = [("ID", "AGENCY", "STATE", "CREATED", "EXPIRES", "LAST USED", "NAME")]
+    table += [
+        (
+            str(t.id),
+            t.agency_id or "(all)",
+            t.state(now),
+            when(t.created_at),
+            when(t.expires_at),
+            when(t.last_used_at),
+            t.name,
+        )
+        for t in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(6)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6])
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+def token_revoke(ctx: Context, token_id: int) -> None:
+    """Revoke a token at once; requests with it are refused from now on."""
+    from patronlink.services.access import revoke_token
+    from patronlink.services.clock import system_clock
+
+    _ensure_schema(ctx)
+    found = revoke_token(ctx.db, token_id, system_clock, actor=cli_actor())
+    click.echo(f"token {token_id} ({found.name}) revoked")
 
 
 # --- patron import (issue 6) ------------------------------------------------------------------

@@ -56,13 +56,14 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 
 def token_scope(
     db: DbDep,
+    clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenScope:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    scope = authenticate(db, credentials.credentials)
+    scope = authenticate(db, credentials.credentials, clock())
     if scope is None:
         raise HTTPException(401, "the token is not valid", headers={"WWW-Authenticate": "Bearer"})
     return scope

@@ -21,6 +21,7 @@ from patronlink.web.staff import (
     messages,
     patron_actions,
     patrons,
+    tokens,
 )
 from patronlink.web.staff.pages import (
     CsrfRefused,
@@ -35,7 +36,17 @@ from patronlink.web.staff.session import SessionCodec
 log = structlog.get_logger("patronlink.staff")
 
 router = APIRouter(include_in_schema=False)
-for module in (auth, dashboard, messages, imports, inbound, patrons, patron_actions, audit):
+for module in (
+    auth,
+    dashboard,
+    messages,
+    imports,
+    inbound,
+    patrons,
+    patron_actions,
+    audit,
+    tokens,
+):
     router.include_router(module.router)
 
 

@@ -225,6 +225,21 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The person's data is erased; the loans are kept as {id}.",
     ),
     "confirm_required": ("Bekræft først.", "Please confirm first."),
+    # tokens (issue 18)
+    "tokens": ("API-nøgler", "API tokens"),
+    "create_token": ("Opret API-nøgle", "Create API token"),
+    "token_created": (
+        "Den nye nøgle vises kun denne ene gang. Kopiér den nu:",
+        "The new token is shown only this once. Copy it now:",
+    ),
+    "token_name_required": ("Giv nøglen et navn.", "Give the token a name."),
+    "token_revoked": ("Nøglen {name} er tilbagekaldt.", "Token {name} is revoked."),
+    "revoke": ("Tilbagekald", "Revoke"),
+    "last_used": ("Sidst brugt", "Last used"),
+    "expires": ("Udløber", "Expires"),
+    "token_state_active": ("aktiv", "active"),
+    "token_state_expired": ("udløbet", "expired"),
+    "token_state_revoked": ("tilbagekaldt", "revoked"),
     # audit log (issue 18)
     "audit_log": ("Revisionslog", "Audit log"),
     "actor": ("Hvem", "Who"),
