@@ -72,11 +72,31 @@ def cli_actor() -> Any:
     return Actor(ActorKind.CLI, user, socket.gethostname())
 
 
+def _database_name(ctx: Context) -> str:
+    """The database as messages name it: the SQLite file's absolute path, or the URL's host."""
+    path = ctx.settings.sqlite_path()
+    if path is not None:
+        return str(path)
+    from sqlalchemy.engine import make_url
+
+    return make_url(ctx.settings.database_url).render_as_string(hide_password=True)
+
+
 def _ensure_schema(ctx: Context) -> None:
+    path = ctx.settings.sqlite_path()
+    if path is not None and not path.exists():
+        # Opening it would create an empty database here, in whatever folder this runs from.
+        fail(
+            f"there is no database at {path}: run `patronlink db upgrade` first, from the "
+            "folder that holds var/, or set PATRONLINK_DATABASE_URL"
+        )
     from patronlink.storage.migrate import current_revision, head_revision
 
     if current_revision(ctx.db.engine) != head_revision(ctx.db.engine):
-        fail("the database schema is not up to date: run `patronlink db upgrade` first")
+        fail(
+            f"the database schema of {_database_name(ctx)} is not up to date: "
+            "run `patronlink db upgrade` first"
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,6 +166,19 @@ def config_apply(ctx: Context, file: Path, check: bool) -> None:
         click.echo(line)
     if not report.changed:
         click.echo("nothing changed")
+
+
+@config.command("show")
+@click.option("--agency", default=None, help="Only this agency (default: all).")
+@pass_ctx
+def config_show(ctx: Context, agency: str | None) -> None:
+    """Print the configuration in the database as TOML (secrets hidden; ${VAR} shown as is)."""
+    import tomli_w
+
+    from patronlink.services.config_export import export_config
+
+    _ensure_schema(ctx)
+    click.echo(tomli_w.dumps(export_config(ctx.db, agency)), nl=False)
 
 
 @main.command()
@@ -250,15 +283,39 @@ def _parse_time(value: str | None, option: str) -> Any:
 @click.option("--agency", required=True, help="Agency ISIL or number.")
 @click.option("--to", "to", required=True, help="Phone number (national or international).")
 @click.option("--text", required=True, help="The text.")
-@click.option("--at", "at", default=None, help="Send at this ISO 8601 time (with offset).")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Send at this time: ISO 8601, e.g. 2026-12-01T09:30 in the agency's time zone, "
+    "or with an offset (+01:00, Z).",
+)
 @pass_ctx
 def sms_send(ctx: Context, agency: str, to: str, text: str, at: str | None) -> None:
     """Queue a text; prints its message id."""
+    import datetime as dt
+
+    from patronlink.services.agencies import require_agency
     from patronlink.services.clock import system_clock
     from patronlink.services.outbox import queue_sms
 
     _ensure_schema(ctx)
-    send_at = _parse_time(at, "--at")
+    send_at: dt.datetime | None = None
+    if at is not None:
+        try:
+            parsed = dt.datetime.fromisoformat(at)
+        except ValueError:
+            fail(
+                f"--at {at!r} is not an ISO 8601 time such as 2026-12-01T09:30 (the agency's "
+                "local time) or 2026-12-01T09:30+01:00",
+                2,
+            )
+            return
+        if parsed.tzinfo is None:
+            # A time without an offset is the agency's local time (daylight saving included).
+            with ctx.db.transaction() as repos:
+                parsed = parsed.replace(tzinfo=require_agency(repos, agency).zone)
+        send_at = parsed
     click.echo(queue_sms(ctx.db, agency, to, text, system_clock, send_at=send_at, origin="cli"))
 
 

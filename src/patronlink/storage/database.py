@@ -17,6 +17,7 @@ from patronlink.storage.agencies import (
 )
 from patronlink.storage.audit import AuditRepository
 from patronlink.storage.circulation import CirculationRepository
+from patronlink.storage.circulation_desk import DeskRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
 from patronlink.storage.patron_lifecycle import PatronLifecycleRepository
@@ -36,6 +37,7 @@ class Repositories:
     inbound: InboundRepository
     audit: AuditRepository
     lifecycle: PatronLifecycleRepository
+    desk: DeskRepository
 
 
 class Database:
@@ -65,6 +67,7 @@ class Database:
                 inbound=InboundRepository(conn),
                 audit=AuditRepository(conn),
                 lifecycle=PatronLifecycleRepository(conn),
+                desk=DeskRepository(conn),
             )
 
     @contextmanager

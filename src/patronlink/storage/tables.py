@@ -136,6 +136,12 @@ reservations = Table(
     Column("item_pk", ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # waiting | ready | collected | expired (migration 0013); only waiting and ready hold the
+    # item for the patron (and refuse another's renewal).
+    Column("status", String(12), nullable=False, server_default="waiting"),
+    Column("pickup_branch", String(16)),
+    Column("pickup_deadline", Date),
+    Column("ready_at", UTCDateTime),
     UniqueConstraint("item_pk", "patron_pk", name="uq_reservations_item_patron"),
 )
 

@@ -17,6 +17,7 @@ from patronlink.storage.database import Database
 from patronlink.web import (
     api,
     audit_api,
+    circulation_api,
     health,
     imports_api,
     inbound_api,
@@ -25,6 +26,7 @@ from patronlink.web import (
     rest_dlf,
     sms_gateway,
 )
+from patronlink.web.docs import install_docs
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
@@ -69,6 +71,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
         title="patronlink",
         version=__version__,
         description="Patron services for library systems: the staff API, the SMS gateway "
@@ -85,6 +88,7 @@ def create_app(
     )
     app.state.inbound_batcher = InboundBatcher(db, app.state.passwords, clock)
     install_error_handlers(app)
+    install_docs(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
     app.include_router(sms_gateway.router)
     app.include_router(health.router)
@@ -95,6 +99,7 @@ def create_app(
     app.include_router(imports_api.router)
     app.include_router(audit_api.router)
     app.include_router(patron_lifecycle_api.router)
+    app.include_router(circulation_api.router)
     install_staff_ui(app, settings)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AccessLog, metrics=app.state.metrics)

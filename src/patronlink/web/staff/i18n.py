@@ -175,6 +175,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "error_413": ("For stor", "Too large"),
     "error_422": ("Ugyldige oplysninger", "Invalid input"),
     "error_other": ("Noget gik galt", "Something went wrong"),
+    "error_page_missing": ("Siden findes ikke.", "There is no such page."),
     "csrf_refused": (
         "Formularen kunne ikke godkendes (den var for gammel eller kom ikke fra denne side). "
         "Gå tilbage, genindlæs siden, og prøv igen.",
@@ -240,6 +241,24 @@ TEXTS: dict[str, tuple[str, str]] = {
     "token_state_active": ("aktiv", "active"),
     "token_state_expired": ("udløbet", "expired"),
     "token_state_revoked": ("tilbagekaldt", "revoked"),
+    # values shown in tables (issue 18): one key per value, see DYNAMIC below
+    "inbound_outcome_renewed": ("fornyet", "renewed"),
+    "inbound_outcome_nothing_renewed": ("intet fornyet", "nothing renewed"),
+    "inbound_outcome_no_loans": ("ingen lån", "no loans"),
+    "inbound_outcome_not_on_loan": ("ikke udlånt", "not on loan"),
+    "inbound_outcome_not_understood": ("ikke forstået", "not understood"),
+    "inbound_outcome_unknown_number": ("ukendt nummer", "unknown number"),
+    "inbound_outcome_duplicate": ("dublet", "duplicate"),
+    "attempt_outcome_sent": ("sendt", "sent"),
+    "attempt_outcome_buffered": ("sendt (i gatewayens kø)", "sent (held by the gateway)"),
+    "attempt_outcome_temporary": ("midlertidig fejl", "temporary failure"),
+    "attempt_outcome_permanent": ("varig fejl", "permanent failure"),
+    "change_create": ("opret", "create"),
+    "change_update": ("opdatér", "update"),
+    "change_deactivate": ("deaktivér", "deactivate"),
+    "trigger_schedule": ("tidsplan", "schedule"),
+    "trigger_staff": ("personale", "staff"),
+    "trigger_cli": ("kommandolinje", "command line"),
     # audit log (issue 18)
     "audit_log": ("Revisionslog", "Audit log"),
     "actor": ("Hvem", "Who"),
@@ -276,6 +295,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     "object_staff_user": ("bruger", "user"),
     "object_token": ("API-nøgle", "API token"),
 }
+
+# Keys the templates build from a value, t("prefix" ~ value): every value each can take. A unit
+# test checks that each template prefix is listed here and each prefix + value has both texts, so
+# a new status or outcome cannot reach a page untranslated.
+INBOUND_OUTCOMES = (
+    "renewed",
+    "nothing_renewed",
+    "no_loans",
+    "not_on_loan",
+    "not_understood",
+    "unknown_number",
+    "duplicate",
+)
+IMPORT_CHANGES = ("create", "update", "deactivate")
+TOKEN_STATES = ("active", "expired", "revoked")
 
 Translator = Callable[..., str]
 

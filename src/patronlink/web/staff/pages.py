@@ -7,9 +7,11 @@ matches the session's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
 
@@ -269,6 +271,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
     title = page.t(key)
     if title == key:
         title = page.t("error_other")
+    with contextlib.suppress(ValueError):
+        if message == HTTPStatus(status).phrase:  # Starlette's own English ("Not Found")
+            message = page.t("error_page_missing") if status == 404 else title
     return page.render("error.html", status=status, title=title, message=message)
 
 

@@ -1,5 +1,5 @@
 """daily operations: the audit log; tokens with an expiry and a last-used time; a patron's
-status reason (why staff blocked them)
+status reason (why staff blocked them); reservation states with pickup branch and deadline
 
 Revision ID: 0013
 Revises: 0007
@@ -45,9 +45,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("patrons", schema=None) as batch_op:
         batch_op.add_column(sa.Column("status_reason", sa.String(length=500), nullable=True))
+    with op.batch_alter_table("reservations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("status", sa.String(length=12), server_default="waiting", nullable=False)
+        )
+        batch_op.add_column(sa.Column("pickup_branch", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("pickup_deadline", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("ready_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("reservations", schema=None) as batch_op:
+        for column in ("ready_at", "pickup_deadline", "pickup_branch", "status"):
+            batch_op.drop_column(column)
     with op.batch_alter_table("patrons", schema=None) as batch_op:
         batch_op.drop_column("status_reason")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
