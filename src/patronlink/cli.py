@@ -213,6 +213,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
     settings = ctx.settings
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
+    _check_environment(ctx)
     app = create_app(settings, ctx.db, run_worker=not no_worker)
     # What exists now (modules, the app, the table metadata) lives as long as the process. Frozen,
     # it is left out of the garbage collector's full collections, which otherwise walk all of it
@@ -244,6 +245,7 @@ def worker(ctx: Context, once: bool) -> None:
     settings = ctx.settings
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
+    _check_environment(ctx)
 
     async def main_loop() -> None:
         stop = asyncio.Event()
@@ -258,6 +260,25 @@ def worker(ctx: Context, once: bool) -> None:
             )
 
     asyncio.run(main_loop())
+
+
+def _check_environment(ctx: Context) -> None:
+    """Warn, naming them, about ${VAR}s the configuration uses and this process lacks.
+
+    The process still starts (other agencies work); the named agencies' texts wait as queued.
+    """
+    import structlog
+
+    from patronlink.services.environment_check import describe, missing_secrets
+
+    missing = missing_secrets(ctx.db, os.environ)
+    for line in describe(missing):
+        click.echo(f"patronlink: warning: {line}", err=True)
+    if missing:
+        structlog.get_logger("patronlink.startup").warning(
+            "configuration names environment variables this process lacks",
+            missing=dict(missing),
+        )
 
 
 @main.group()

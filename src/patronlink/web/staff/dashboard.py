@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from patronlink.services.alerts import current_alerts
 from patronlink.services.dashboard import dashboard
 from patronlink.web.staff.pages import StaffDep
 
@@ -24,6 +25,7 @@ def show_dashboard(
         "dashboard.html",
         title=page.t("dashboard"),
         figures=dashboard(page.db, scope, page.clock()),
+        alerts=current_alerts(page.db, scope, page.clock()),
         agencies=page.agencies(),
         agency=scope or "",
     )

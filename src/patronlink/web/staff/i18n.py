@@ -226,6 +226,17 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The person's data is erased; the loans are kept as {id}.",
     ),
     "confirm_required": ("Bekræft først.", "Please confirm first."),
+    # alerts (issue 18)
+    "alert_gateway": (
+        "SMS-gatewayen for {agency} fejler: {count} forsøg de seneste 15 minutter, intet sendt.",
+        "The SMS gateway of {agency} is failing: {count} attempts in the last 15 minutes, "
+        "none sent.",
+    ),
+    "alert_source": (
+        "Importkilden {source} ({agency}) fejlede de seneste to gange.",
+        "Import source {source} ({agency}) failed its last two runs.",
+    ),
+    "alert_last_reason": ("Seneste årsag: {reason}", "Last reason: {reason}"),
     # tokens (issue 18)
     "tokens": ("API-nøgler", "API tokens"),
     "create_token": ("Opret API-nøgle", "Create API token"),
