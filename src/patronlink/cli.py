@@ -882,6 +882,28 @@ def patron_anonymise(ctx: Context, agency: str, patron_id: str, yes: bool) -> No
     click.echo(f"{patron_id}: anonymised as {anonymous.patron_id}")
 
 
+@patron.command("retention")
+@click.option("--agency", default=None, help="Only this agency (default: every agency).")
+@click.option("--dry-run", is_flag=True, help="List the patrons due; change nothing.")
+@pass_ctx
+def patron_retention(ctx: Context, agency: str | None, dry_run: bool) -> None:
+    """Anonymise the patrons past their agency's retention_days (the worker does it hourly)."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.patron_lifecycle import apply_retention
+
+    _ensure_schema(ctx)
+    results = apply_retention(
+        ctx.db, system_clock, dry_run=dry_run, agency_ref=agency, actor=cli_actor()
+    )
+    verb = "due" if dry_run else "anonymised"
+    for result in results:
+        for patron_id in result.patron_ids:
+            click.echo(f"{result.agency_id}  {patron_id}  {verb}")
+        click.echo(f"{result.agency_id}: {len(result.patron_ids)} patron(s) {verb}", err=True)
+    if not results:
+        click.echo("no agency sets retention_days", err=True)
+
+
 def run() -> None:
     from sqlalchemy.exc import OperationalError
 

@@ -5,7 +5,11 @@ The anonymisation test reads every table afterwards and finds none of the person
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +18,7 @@ from sqlalchemy import select
 
 from patronlink.cli import main
 from patronlink.domain.agency import Agency
+from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.services.access import create_token
 from patronlink.services.demo import DEMO_INBOUND_PASSWORD, DEMO_INBOUND_USER, load_demo
 from patronlink.services.outbox import queue_sms
@@ -21,6 +26,7 @@ from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
+from patronlink.worker.runner import run_scheduler
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
 from tests.support.staff_site import A, B, add_users, log_in, post_form
@@ -276,3 +282,68 @@ def test_staff_page_approves_blocks_and_edits(
         "patron.block",
         "patron.update",
     ]
+
+
+def test_retention_rule_dry_run_then_the_worker_anonymises(
+    db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    load_demo(db, clock)
+    config = tmp_path / "retention.toml"
+    config.write_text(
+        f'[[agencies]]\nid = "{A}"\nname = "Horsens"\ntimezone = "Europe/Copenhagen"\n'
+        'language = "da"\ncountry_code = "45"\nretention_days = 30\n'
+        'branches = [{ code = "HOR", name = "Hovedbiblioteket" }]\n'
+    )
+    url = ["--database-url", db.engine.url.render_as_string(hide_password=False)]
+    runner = CliRunner()
+    assert runner.invoke(main, [*url, "config", "apply", str(config)]).exit_code == 0
+    today = clock().date()
+    with db.transaction() as repos:
+        for pid, expiry in (("7001", 40), ("7002", 10)):
+            repos.patrons.add(
+                Patron(A, pid, f"Old {pid}", expiry_date=today - dt.timedelta(days=expiry)),
+                clock(),
+            )
+        repos.patrons.add(
+            Patron(A, "7003", "Gone Away", status=PatronStatus.INACTIVE),
+            clock() - dt.timedelta(days=45),
+        )
+        karen = repos.patrons.get_with_pk(A, "1001")
+        assert karen is not None
+        # Karen expired long ago but still has books out: she is kept.
+        repos.patrons.update(
+            karen[0],
+            dataclasses.replace(karen[1], expiry_date=today - dt.timedelta(days=90)),
+            clock(),
+        )
+    dry = runner.invoke(main, [*url, "patron", "retention", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [f"{A}  7001  due", f"{A}  7003  due"]
+    with db.transaction() as repos:
+        assert repos.patrons.get(A, "7001") is not None  # a dry run changes nothing
+
+    stop = asyncio.Event()
+
+    async def one_round() -> None:
+        task = asyncio.create_task(run_scheduler(db, clock, stop, 0.05))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(one_round())
+    with db.transaction() as repos:
+        assert repos.patrons.get(A, "7001") is None
+        assert repos.patrons.get(A, "7003") is None
+        assert repos.patrons.get(A, "7002") is not None
+        assert repos.patrons.get(A, "1001") is not None
+    with db.engine.connect() as conn:
+        actors = (
+            conn.execute(
+                select(tables.audit_log.c.actor_kind).where(
+                    tables.audit_log.c.action == "patron.anonymise"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert actors == ["system", "system"]

@@ -44,6 +44,8 @@ def export_config(db: Database, agency_ref: str | None = None) -> dict[str, Any]
                 "branches": [{"code": b.code, "name": b.name} for b in agency.branches],
             }
             settings = repos.agencies.settings(agency.id)
+            if settings.get("retention_days"):
+                entry["retention_days"] = settings["retention_days"]
             for section in ("sms", "renewal", "registration", "texts"):
                 if settings.get(section):
                     entry[section] = _masked(settings[section])

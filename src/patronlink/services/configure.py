@@ -33,12 +33,15 @@ class ApplyReport:
 
 def agency_settings(config: AgencyConfig) -> dict[str, Any]:
     """The sections stored with the agency (secrets still as written, ``${VAR}`` unresolved)."""
-    return {
+    stored: dict[str, Any] = {
         "sms": config.sms.model_dump(mode="json"),
         "renewal": config.renewal.model_dump(mode="json"),
         "texts": dict(config.texts),
         "registration": config.registration.model_dump(mode="json", exclude_none=True),
     }
+    if config.retention_days is not None:  # absent when unset: older rows compare equal
+        stored["retention_days"] = config.retention_days
+    return stored
 
 
 def apply_config(

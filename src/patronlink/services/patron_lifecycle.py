@@ -5,6 +5,7 @@ transaction."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from patronlink.services import audit
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.storage.database import Database, Repositories
+from patronlink.storage.patron_lifecycle import ANONYMOUS_PREFIX
 
 _AUDITED = {
     LifecycleAction.APPROVE: AuditAction.PATRON_APPROVE,
@@ -129,7 +131,7 @@ def anonymise_patron(
     now = clock()
     with db.transaction() as repos:
         pk, patron = _find(repos, agency_ref, patron_id)
-        anonymous = anonymised(patron, f"anonymised-{pk}")
+        anonymous = anonymised(patron, f"{ANONYMOUS_PREFIX}{pk}")
         numbers = patron.numbers()
         own = numbers - repos.lifecycle.numbers_shared(patron.agency_id, pk, numbers)
         repos.lifecycle.anonymise(pk, patron, anonymous, now, numbers=own)
@@ -144,3 +146,46 @@ def anonymise_patron(
             at=now,
         )
         return anonymous
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionResult:
+    agency_id: str
+    patron_ids: list[str]  # due (dry run) or anonymised
+
+
+def apply_retention(
+    db: Database,
+    clock: Clock,
+    *,
+    dry_run: bool,
+    agency_ref: str | None = None,
+    actor: Actor,
+    limit: int = 1000,
+) -> list[RetentionResult]:
+    """Anonymise the patrons past each agency's ``retention_days`` (only agencies that set it).
+
+    A dry run lists them and changes nothing. Each patron is anonymised in its own transaction,
+    so a large backlog is worked off in pieces (``limit`` per agency and run).
+    """
+    now = clock()
+    with db.transaction() as repos:
+        chosen = [require_agency(repos, agency_ref)] if agency_ref else repos.agencies.list()
+        due: list[RetentionResult] = []
+        for agency in chosen:
+            days = repos.agencies.settings(agency.id).get("retention_days")
+            if not days:
+                continue
+            today = now.astimezone(agency.zone).date()
+            ids = repos.lifecycle.past_retention(
+                agency.id,
+                today - dt.timedelta(days=int(days)),
+                now - dt.timedelta(days=int(days)),
+                limit,
+            )
+            due.append(RetentionResult(agency.id, ids))
+    if not dry_run:
+        for result in due:
+            for patron_id in result.patron_ids:
+                anonymise_patron(db, result.agency_id, patron_id, clock, actor=actor)
+    return due

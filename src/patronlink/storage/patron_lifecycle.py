@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 
-from sqlalchemy import Connection, String, cast, delete, select, update
+from sqlalchemy import Connection, String, and_, cast, delete, exists, or_, select, update
 
 from patronlink.domain.patron import Patron
 from patronlink.storage.patrons import patron_row_values
@@ -19,12 +19,14 @@ from patronlink.storage.tables import (
     audit_log,
     import_patron_state,
     inbound_sms,
+    loans,
     messages,
     patron_phones,
     patrons,
 )
 
 ERASED = ""  # what a text or number becomes; the columns are NOT NULL
+ANONYMOUS_PREFIX = "anonymised-"  # the patron id an anonymised row gets, with its row id
 
 
 class PatronLifecycleRepository:
@@ -110,6 +112,30 @@ class PatronLifecycleRepository:
             )
             .values(object_id=new.patron_id)
         )
+
+    def past_retention(
+        self, agency_id: str, expired_before: dt.date, unchanged_since: dt.datetime, limit: int
+    ) -> list[str]:
+        """Patron ids due for anonymisation: expired before ``expired_before``, or inactive and
+        unchanged since ``unchanged_since``; never one with a loan out, never one done already."""
+        active_loan = exists().where(
+            loans.c.patron_pk == patrons.c.id, loans.c.returned_at.is_(None)
+        )
+        stmt = (
+            select(patrons.c.patron_id)
+            .where(
+                patrons.c.agency_id == agency_id,
+                ~patrons.c.patron_id.like(f"{ANONYMOUS_PREFIX}%"),
+                ~active_loan,
+                or_(
+                    patrons.c.expiry_date < expired_before,
+                    and_(patrons.c.status == "inactive", patrons.c.updated_at < unchanged_since),
+                ),
+            )
+            .order_by(patrons.c.patron_id)
+            .limit(limit)
+        )
+        return list(self._conn.execute(stmt).scalars())
 
     def numbers_shared(self, agency_id: str, pk: int, numbers: Collection[str]) -> set[str]:
         """Which of ``numbers`` another patron of the agency is also known by."""
