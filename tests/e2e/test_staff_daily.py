@@ -80,3 +80,44 @@ def test_select_all_on_the_page_then_retry_all_that_match(staff: Staff, db: Data
     assert "retried" in first_row
     staff.press(staff.driver.find_element(By.CSS_SELECTOR, 'a[rel="next"]'))
     assert "101-118 of 118" in staff.text()
+
+
+def test_a_patron_approved_blocked_and_a_token_revoked_in_the_browser(
+    staff: Staff, db: Database
+) -> None:
+    from patronlink.domain.patron import Patron, PatronStatus
+
+    with db.transaction() as repos:
+        repos.patrons.add(
+            Patron(A, "8001", "Signe Selvtilmeldt", status=PatronStatus.PENDING), system_clock()
+        )
+    staff.log_in("anna")
+    staff.open("/staff/patrons?status=pending")
+    assert "1-1 of 1" in staff.text()
+    staff.press(staff.driver.find_element(By.LINK_TEXT, "8001"))
+    assert staff.driver.find_element(By.ID, "patron-status").text == "awaiting approval"
+    staff.press(staff.driver.find_element(By.ID, "patron-approve"))
+    staff.wait_for("The patron is now: active.")
+    staff.driver.find_element(By.ID, "block-reason").send_keys("lost card")
+    staff.press(staff.driver.find_element(By.ID, "patron-block"))
+    staff.wait_for("The patron is now: blocked.")
+    assert staff.driver.find_element(By.ID, "patron-status").text == "blocked (lost card)"
+
+    # An administrator creates a token, sees it once, and revokes it.
+    staff.log_in("root")
+    staff.press(staff.driver.find_element(By.LINK_TEXT, "API tokens"))
+    staff.driver.find_element(By.ID, "token-name").send_keys("kiosk")
+    staff.press(staff.driver.find_element(By.ID, "create-token"))
+    token = staff.driver.find_element(By.ID, "new-token").text
+    assert token.startswith("plk_")
+    staff.open("/staff/tokens")
+    assert token not in staff.driver.page_source
+    staff.press(staff.driver.find_element(By.XPATH, "//button[@aria-label='Revoke kiosk']"))
+    staff.wait_for("Token kiosk is revoked.")
+    assert "revoked" in staff.driver.find_element(By.CSS_SELECTOR, "table.tokens tbody tr").text
+    # The audit log shows anna's approval and block, with the reason.
+    staff.open("/staff/audit?object_kind=patron&object_id=8001")
+    log = staff.text()
+    assert "patron approved" in log
+    assert "patron blocked" in log
+    assert "reason: lost card" in log
