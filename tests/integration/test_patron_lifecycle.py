@@ -171,7 +171,7 @@ def test_anonymise_leaves_no_trace_of_the_person(
         },
         headers=api,
     ).is_success
-    queue_sms(db, A, "20112233", "Kære Mette Hansen, din bog er klar", clock)
+    waiting = queue_sms(db, A, "20112233", "Kære Mette Hansen, din bog er klar", clock)
     client.get(
         f"/rest/{A}/smsgateway",
         params={
@@ -211,6 +211,10 @@ def test_anonymise_leaves_no_trace_of_the_person(
                         continue  # numbers of other things that happen to contain the digits
                     assert trace not in text, (table.name, trace, text)
         loans_after = conn.execute(select(tables.loans)).mappings().all()
+        status = conn.execute(
+            select(tables.messages.c.status).where(tables.messages.c.id == waiting)
+        ).scalar_one()
+    assert status == "cancelled"  # a text still waiting for her has no number to go to
     # The loans' history is kept, attached to the anonymous row.
     assert [(r["id"], r["item_pk"], r["due_date"]) for r in loans_after] == [
         (r["id"], r["item_pk"], r["due_date"]) for r in loans_before

@@ -75,6 +75,16 @@ class PatronLifecycleRepository:
         self._conn.execute(delete(patron_phones).where(patron_phones.c.patron_pk == pk))
         self._conn.execute(delete(import_patron_state).where(import_patron_state.c.patron_pk == pk))
         if numbers:
+            # A text still waiting to go to the person is cancelled: there is no number left.
+            self._conn.execute(
+                update(messages)
+                .where(
+                    messages.c.agency_id == old.agency_id,
+                    messages.c.to_number.in_(numbers),
+                    messages.c.status == "queued",
+                )
+                .values(status="cancelled", updated_at=now)
+            )
             self._conn.execute(
                 update(messages)
                 .where(messages.c.agency_id == old.agency_id, messages.c.to_number.in_(numbers))
