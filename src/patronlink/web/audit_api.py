@@ -19,7 +19,12 @@ router = APIRouter(
     prefix="/api/v1/audit",
     tags=["audit"],
     dependencies=[Depends(refuse_nul_in_url)],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut, "description": "no such agency"},
+        422: {"model": ErrorOut},
+    },
 )
 
 
