@@ -60,7 +60,38 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
     sys.exit(code)
 
 
+def cli_actor() -> Any:
+    """The operator at this terminal, for the audit log: the login name and the host."""
+    import getpass
+    import socket
+
+    from patronlink.domain.audit import Actor, ActorKind
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        user = f"uid {os.getuid()}"
+    return Actor(ActorKind.CLI, user, socket.gethostname())
+
+
+def _database_name(ctx: Context) -> str:
+    """The database as messages name it: the SQLite file's absolute path, or the URL's host."""
+    path = ctx.settings.sqlite_path()
+    if path is not None:
+        return str(path)
+    from sqlalchemy.engine import make_url
+
+    return make_url(ctx.settings.database_url).render_as_string(hide_password=True)
+
+
 def _ensure_schema(ctx: Context) -> None:
+    path = ctx.settings.sqlite_path()
+    if path is not None and not path.exists():
+        # Opening it would create an empty database here, in whatever folder this runs from.
+        fail(
+            f"there is no database at {path}: run `patronlink db upgrade` first, from the "
+            "folder that holds var/, or set PATRONLINK_DATABASE_URL"
+        )
     from patronlink.storage.migrate import schema_state
 
     state = schema_state(ctx.db.engine)
@@ -68,16 +99,18 @@ def _ensure_schema(ctx: Context) -> None:
         return
     if state.newer:
         message = (
-            f"the database schema is at revision {state.current}, newer than this patronlink "
-            f"(which expects {state.head}): it was upgraded by a newer version; run that version"
+            f"the database schema of {_database_name(ctx)} is at revision {state.current}, "
+            f"newer than this patronlink (which expects {state.head}): it was upgraded by a "
+            "newer version; run that version"
         )
         if not ctx.settings.allow_newer_schema:
             fail(f"{message} (or set PATRONLINK_ALLOW_NEWER_SCHEMA=true, see docs/operations.md)")
         click.echo(f"patronlink: warning: {message}; starting anyway", err=True)
         return
     fail(
-        f"the database schema is at revision {state.current or 'empty'}, older than this "
-        f"patronlink (which expects {state.head}): run `patronlink db upgrade` first"
+        f"the database schema of {_database_name(ctx)} is at revision "
+        f"{state.current or 'empty'}, older than this patronlink (which expects {state.head}): "
+        "run `patronlink db upgrade` first"
     )
 
 
@@ -172,11 +205,24 @@ def config_apply(ctx: Context, file: Path, check: bool) -> None:
     if check:
         click.echo(f"{file}: valid")
         return
-    report = apply_config(ctx.db, loaded, os.environ, system_clock)
+    report = apply_config(ctx.db, loaded, os.environ, system_clock, actor=cli_actor())
     for line in report.changes:
         click.echo(line)
     if not report.changed:
         click.echo("nothing changed")
+
+
+@config.command("show")
+@click.option("--agency", default=None, help="Only this agency (default: all).")
+@pass_ctx
+def config_show(ctx: Context, agency: str | None) -> None:
+    """Print the configuration in the database as TOML (secrets hidden; ${VAR} shown as is)."""
+    import tomli_w
+
+    from patronlink.services.config_export import export_config
+
+    _ensure_schema(ctx)
+    click.echo(tomli_w.dumps(export_config(ctx.db, agency)), nl=False)
 
 
 @main.command()
@@ -211,6 +257,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
     settings = ctx.settings
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
+    _check_environment(ctx)
     app = create_app(settings, ctx.db, run_worker=not no_worker)
     if settings.metrics_port is not None:
         from patronlink.web.health import start_metrics_server
@@ -262,6 +309,7 @@ def worker(ctx: Context, once: bool, metrics_port: int | None, metrics_host: str
     settings = ctx.settings
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
+    _check_environment(ctx)
     port = metrics_port if metrics_port is not None else settings.worker_metrics_port
     host = metrics_host or settings.worker_metrics_host
     sock = None
@@ -342,6 +390,25 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
     asyncio.run(main_loop())
 
 
+def _check_environment(ctx: Context) -> None:
+    """Warn, naming them, about ${VAR}s the configuration uses and this process lacks.
+
+    The process still starts (other agencies work); the named agencies' texts wait as queued.
+    """
+    import structlog
+
+    from patronlink.services.environment_check import describe, missing_secrets
+
+    missing = missing_secrets(ctx.db, os.environ)
+    for line in describe(missing):
+        click.echo(f"patronlink: warning: {line}", err=True)
+    if missing:
+        structlog.get_logger("patronlink.startup").warning(
+            "configuration names environment variables this process lacks",
+            missing=dict(missing),
+        )
+
+
 @main.group()
 def sms() -> None:
     """Outgoing texts and the staff error queue."""
@@ -365,15 +432,39 @@ def _parse_time(value: str | None, option: str) -> Any:
 @click.option("--agency", required=True, help="Agency ISIL or number.")
 @click.option("--to", "to", required=True, help="Phone number (national or international).")
 @click.option("--text", required=True, help="The text.")
-@click.option("--at", "at", default=None, help="Send at this ISO 8601 time (with offset).")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Send at this time: ISO 8601, e.g. 2026-12-01T09:30 in the agency's time zone, "
+    "or with an offset (+01:00, Z).",
+)
 @pass_ctx
 def sms_send(ctx: Context, agency: str, to: str, text: str, at: str | None) -> None:
     """Queue a text; prints its message id."""
+    import datetime as dt
+
+    from patronlink.services.agencies import require_agency
     from patronlink.services.clock import system_clock
     from patronlink.services.outbox import queue_sms
 
     _ensure_schema(ctx)
-    send_at = _parse_time(at, "--at")
+    send_at: dt.datetime | None = None
+    if at is not None:
+        try:
+            parsed = dt.datetime.fromisoformat(at)
+        except ValueError:
+            fail(
+                f"--at {at!r} is not an ISO 8601 time such as 2026-12-01T09:30 (the agency's "
+                "local time) or 2026-12-01T09:30+01:00",
+                2,
+            )
+            return
+        if parsed.tzinfo is None:
+            # A time without an offset is the agency's local time (daylight saving included).
+            with ctx.db.transaction() as repos:
+                parsed = parsed.replace(tzinfo=require_agency(repos, agency).zone)
+        send_at = parsed
     click.echo(queue_sms(ctx.db, agency, to, text, system_clock, send_at=send_at, origin="cli"))
 
 
@@ -418,6 +509,8 @@ _STATUSES = click.Choice(["queued", "sending", "sent", "error", "cancelled"])
     help="Only these delivery states (repeatable); failed: the operator did not deliver.",
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every matching text (ignores --limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
 def sms_list(
@@ -427,28 +520,72 @@ def sms_list(
     code: str | None,
     delivery: tuple[str, ...],
     limit: int,
+    offset: int,
+    show_all: bool,
     as_json: bool,
 ) -> None:
-    """List texts, newest first."""
+    """List texts, newest first: a table with the time and the full last reason.
+
+    When more texts match than are shown, a line on stderr says how many and how to see them.
+    """
     import json
 
-    from patronlink.services.outbox import list_messages
+    from patronlink.services.outbox import page_messages
 
     _ensure_schema(ctx)
-    rows = list_messages(
-        ctx.db, _message_filter(ctx, agency, status, code, delivery=delivery), limit, 0
-    )
-    for row in rows:
-        if as_json:
+    f = _message_filter(ctx, agency, status, code, delivery=delivery)
+    page_size = 1000
+    paged = page_messages(ctx.db, f, page_size if show_all else limit, offset)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = page_messages(ctx.db, f, page_size, paged.next_offset)
+        rows.extend(paged.items)
+    if as_json:
+        for row in rows:
             click.echo(json.dumps(row, default=str, ensure_ascii=False))
-        else:
-            reason = f"{row['last_code'] or ''} {row['last_description'] or ''}".strip()
-            if row["delivery"] == "failed":  # the operator's reason is the one staff need
-                reason = f"{row['delivery_code'] or ''} {row['delivery_description'] or ''}"
-            click.echo(
-                f"{row['id']:>8}  {row['agency_id']:<12} {row['status']:<9} {row['to_number']:<16} "
-                f"attempts={row['attempts']}  {reason[:60]}"
+    else:
+        for line in _message_table(rows):
+            click.echo(line)
+    if not show_all and paged.has_more:
+        click.echo(
+            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; "
+            "use --all, or --offset and --limit, for the rest",
+            err=True,
+        )
+
+
+def _message_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Aligned columns under a header; the reason is last and never cut short."""
+    header = ("ID", "CREATED (UTC)", "AGENCY", "STATUS", "TO", "ATTEMPTS", "REASON")
+    table = [header]
+    for row in rows:
+        reason = " ".join(
+            part
+            for part in (
+                row["last_code"] or "",
+                row["last_description"] or "",
+                f"(HTTP {row['last_http_status']})" if row["last_http_status"] else "",
             )
+            if part
+        )
+        if row.get("delivery") == "failed":  # the operator's reason is the one staff need
+            reason = f"{row['delivery_code'] or ''} {row['delivery_description'] or ''}".strip()
+        table.append(
+            (
+                str(row["id"]),
+                row["created_at"].strftime("%Y-%m-%d %H:%M"),
+                row["agency_id"],
+                row["status"],
+                row["to_number"],
+                str(row["attempts"]),
+                reason,
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in table
+    ]
 
 
 @sms.command("retry")
@@ -480,11 +617,13 @@ def sms_retry(
         fail("give message ids or --all-errors (with optional --agency, --code, --since)", 2)
     if message_ids:
         for message_id in message_ids:
-            move_one(ctx.db, message_id, None, MessageStatus.QUEUED, system_clock)
+            move_one(
+                ctx.db, message_id, None, MessageStatus.QUEUED, system_clock, actor=cli_actor()
+            )
             click.echo(f"{message_id} queued")
         return
     f = _message_filter(ctx, agency, ("error",), code, since)
-    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock)
+    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock, actor=cli_actor())
     click.echo(f"{len(moved)} text(s) queued again")
 
 
@@ -499,7 +638,7 @@ def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
 
     _ensure_schema(ctx)
     for message_id in message_ids:
-        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock)
+        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock, actor=cli_actor())
         click.echo(f"{message_id} cancelled")
 
 
@@ -556,14 +695,108 @@ def token() -> None:
 @token.command("create")
 @click.option("--agency", default=None, help="Limit the token to this agency (default: all).")
 @click.option("--name", required=True, help="Who or what uses the token.")
+@click.option(
+    "--expires",
+    default=None,
+    help="When it stops working: a date (YYYY-MM-DD, end of that day UTC), an ISO 8601 time, "
+    "or a number of days (e.g. 90d).",
+)
 @pass_ctx
-def token_create(ctx: Context, agency: str | None, name: str) -> None:
+def token_create(ctx: Context, agency: str | None, name: str, expires: str | None) -> None:
     """Create a staff API token and print it (it is shown only this once)."""
     from patronlink.services.access import create_token
     from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
-    click.echo(create_token(ctx.db, name, agency, system_clock))
+    expires_at = _expiry(expires, system_clock())
+    click.echo(
+        create_token(ctx.db, name, agency, system_clock, actor=cli_actor(), expires_at=expires_at)
+    )
+
+
+def _expiry(value: str | None, now: Any) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith("d") and text[:-1].isdigit():
+        return now + dt.timedelta(days=int(text[:-1]))
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        return _parse_time(text, "--expires")
+    except ValueError:
+        fail(f"--expires {value!r}: give YYYY-MM-DD, an ISO 8601 time or days like 90d", 2)
+
+
+@token.command("list")
+@click.option("--agency", default=None, help="Only this agency's tokens.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
+    """Every token, newest first: id, name, scope, state, created, expires, last used."""
+    import json
+
+    from patronlink.services.access import list_tokens
+    from patronlink.services.agencies import require_agency
+    from patronlink.services.clock import system_clock
+
+    _ensure_schema(ctx)
+    agency_id = None
+    if agency:
+        with ctx.db.transaction() as repos:
+            agency_id = require_agency(repos, agency).id
+    now = system_clock()
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    rows = list_tokens(ctx.db, agency_id)
+    if as_json:
+        for t in rows:
+            record = {
+                "id": t.id,
+                "name": t.name,
+                "agency_id": t.agency_id,
+                "state": t.state(now),
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "last_used_at": t.last_used_at,
+                "revoked_at": t.revoked_at,
+            }
+            click.echo(json.dumps(record, default=str))
+        return
+    table = [("ID", "AGENCY", "STATE", "CREATED", "EXPIRES", "LAST USED", "NAME")]
+    table += [
+        (
+            str(t.id),
+            t.agency_id or "(all)",
+            t.state(now),
+            when(t.created_at),
+            when(t.expires_at),
+            when(t.last_used_at),
+            t.name,
+        )
+        for t in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(6)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6])
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+def token_revoke(ctx: Context, token_id: int) -> None:
+    """Revoke a token at once; requests with it are refused from now on."""
+    from patronlink.services.access import revoke_token
+    from patronlink.services.clock import system_clock
+
+    _ensure_schema(ctx)
+    found = revoke_token(ctx.db, token_id, system_clock, actor=cli_actor())
+    click.echo(f"token {token_id} ({found.name}) revoked")
 
 
 # --- patron import: `patronlink import run` (docs/import.md) ----------------------------------
@@ -641,6 +874,7 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             file=file,
             progress=progress,
             lease=dt.timedelta(seconds=ctx.settings.import_lease_seconds),
+            actor=cli_actor(),
         )
     finally:
         progress.done()
@@ -819,6 +1053,123 @@ def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> No
 
 
 # --- end of staff users -----------------------------------------------------------------------
+
+
+# --- patrons through their life (issue 18) ---------------------------------------------------
+_PATRON_STATUSES = click.Choice(["active", "blocked", "expired", "inactive", "pending"])
+
+
+@main.group()
+def patron() -> None:
+    """Patrons: list by status; approve, reject, block, unblock, deactivate, anonymise."""
+
+
+@patron.command("list")
+@click.option("--agency", required=True, help="Agency ISIL or number.")
+@click.option("--status", type=_PATRON_STATUSES, default=None, help="Only this status.")
+@click.option("--search", default=None, help="Name, patron id or phone.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--all", "show_all", is_flag=True, help="Every matching patron.")
+@pass_ctx
+def patron_list(
+    ctx: Context,
+    agency: str,
+    status: str | None,
+    search: str | None,
+    limit: int,
+    show_all: bool,
+) -> None:
+    """Patrons by patron id, e.g. the self-registrations waiting: --status pending."""
+    from patronlink.domain.patron import PatronStatus
+    from patronlink.services.patrons import page_patrons
+
+    _ensure_schema(ctx)
+    wanted = PatronStatus(status) if status else None
+    paged = page_patrons(ctx.db, agency, search, 1000 if show_all else limit, 0, status=wanted)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = page_patrons(ctx.db, agency, search, 1000, paged.next_offset, status=wanted)
+        rows.extend(paged.items)
+    table = [("PATRON ID", "STATUS", "NAME", "NUMBERS")]
+    table += [(p.patron_id, p.status.value, p.name, " ".join(sorted(p.numbers()))) for p in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    if not show_all and paged.has_more:
+        click.echo(
+            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; use --all",
+            err=True,
+        )
+
+
+def _patron_move(name: str, summary: str) -> None:
+    @patron.command(name, help=summary)
+    @click.argument("agency")
+    @click.argument("patron_id")
+    @click.option("--reason", default=None, help="Why (required to block).")
+    @pass_ctx
+    def command(ctx: Context, agency: str, patron_id: str, reason: str | None) -> None:
+        from patronlink.domain.patron_lifecycle import LifecycleAction
+        from patronlink.services.clock import system_clock
+        from patronlink.services.patron_lifecycle import change_status
+
+        _ensure_schema(ctx)
+        state = change_status(
+            ctx.db,
+            agency,
+            patron_id,
+            LifecycleAction(name),
+            system_clock,
+            actor=cli_actor(),
+            reason=reason,
+        )
+        click.echo(f"{patron_id}: {state.patron.status.value if state.patron else 'removed'}")
+
+
+_patron_move("approve", "Approve a pending self-registration.")
+_patron_move("reject", "Reject a pending self-registration (it is removed).")
+_patron_move("block", "Block a patron; --reason is required. Renewals are refused.")
+_patron_move("unblock", "Lift a block.")
+_patron_move("deactivate", "Deactivate a patron.")
+
+
+@patron.command("anonymise")
+@click.argument("agency")
+@click.argument("patron_id")
+@click.option("--yes", is_flag=True, help="Do it without asking (the erasure is final).")
+@pass_ctx
+def patron_anonymise(ctx: Context, agency: str, patron_id: str, yes: bool) -> None:
+    """Erase a person on request (GDPR art. 17); loans keep their history without them."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.patron_lifecycle import anonymise_patron
+
+    _ensure_schema(ctx)
+    if not yes:
+        click.confirm(f"Erase every personal detail of patron {patron_id}?", abort=True)
+    anonymous = anonymise_patron(ctx.db, agency, patron_id, system_clock, actor=cli_actor())
+    click.echo(f"{patron_id}: anonymised as {anonymous.patron_id}")
+
+
+@patron.command("retention")
+@click.option("--agency", default=None, help="Only this agency (default: every agency).")
+@click.option("--dry-run", is_flag=True, help="List the patrons due; change nothing.")
+@pass_ctx
+def patron_retention(ctx: Context, agency: str | None, dry_run: bool) -> None:
+    """Anonymise the patrons past their agency's retention_days (the worker does it hourly)."""
+    from patronlink.services.clock import system_clock
+    from patronlink.services.patron_lifecycle import apply_retention
+
+    _ensure_schema(ctx)
+    results = apply_retention(
+        ctx.db, system_clock, dry_run=dry_run, agency_ref=agency, actor=cli_actor()
+    )
+    verb = "due" if dry_run else "anonymised"
+    for result in results:
+        for patron_id in result.patron_ids:
+            click.echo(f"{result.agency_id}  {patron_id}  {verb}")
+        click.echo(f"{result.agency_id}: {len(result.patron_ids)} patron(s) {verb}", err=True)
+    if not results:
+        click.echo("no agency sets retention_days", err=True)
 
 
 def run() -> None:

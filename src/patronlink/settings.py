@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        # A relative SQLite path is made absolute once, at start: every message can then name
+        # the file, and a command run from another folder says where it looked.
+        head, sep, rest = value.partition(":///")
+        if head.startswith("sqlite") and sep and rest and not rest.startswith((":memory:", "/")):
+            path, qmark, query = rest.partition("?")
+            return f"{head}:///{Path(path).resolve()}{qmark}{query}"
         return value
 
     @property

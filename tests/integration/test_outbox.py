@@ -228,7 +228,8 @@ def test_scheduling_gateway_gets_the_text_at_once_with_its_time(
     assert gateway.configs[0].password == "p"
 
 
-def test_missing_gateway_secret_puts_text_on_error_queue(db: Database, clock: FrozenClock) -> None:
+def test_missing_gateway_secret_holds_text_as_queued(db: Database, clock: FrozenClock) -> None:
+    # Issue 18: the fault is the worker's environment, not the text; it waits, it is not failed.
     make_agency(db, clock)
     with db.transaction() as repos:
         settings = repos.agencies.settings(AGENCY)
@@ -243,8 +244,9 @@ def test_missing_gateway_secret_puts_text_on_error_queue(db: Database, clock: Fr
     message_id = queue_sms(db, AGENCY, "52903991", "hej", clock)
     run_once(dispatcher(db, clock, ScriptedGateway()))
     detail = message_detail(db, message_id, None).message
-    assert detail["status"] == "error"
-    assert "PATRONLINK_TEST_UNSET_SECRET is not set" in detail["last_description"]
+    assert detail["status"] == "queued"
+    assert "PATRONLINK_TEST_UNSET_SECRET" in detail["last_description"]
+    assert detail["next_attempt_at"] > clock()
 
 
 def test_concurrency_is_bounded_per_gateway(db: Database, clock: FrozenClock) -> None:

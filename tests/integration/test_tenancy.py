@@ -23,7 +23,7 @@ from patronlink.domain.agency import Agency
 from patronlink.domain.import_runs import Trigger
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services.access import create_token
-from patronlink.services.circulation import add_item, checkout
+from patronlink.services.circulation import add_item, checkout, reserve
 from patronlink.services.demo import load_demo
 from patronlink.services.import_patrons import start_run
 from patronlink.services.outbox import queue_sms
@@ -49,6 +49,8 @@ class BResources:
     message_id: int
     source_id: str
     run_id: int
+    loan_id: int
+    reservation_id: int
 
 
 # (method, route template) -> (path parameters from B's resources, JSON body or None)
@@ -83,6 +85,31 @@ CALLS: dict[tuple[str, str], tuple[dict[str, str], Any]] = {
     ("GET", "/api/v1/import-sources/{source_id}/runs"): ({"source_id": "s"}, None),
     ("GET", "/api/v1/import-sources/{source_id}/runs/{run_id}"): (
         {"source_id": "s", "run_id": "r"},
+        None,
+    ),
+    # issue 18: patrons through their life, and circulation
+    ("PATCH", "/api/v1/agencies/{agency_id}/patrons/{patron_id}"): (
+        {"patron_id": "p"},
+        {"email": "eve@example.org"},
+    ),
+    **{
+        ("POST", f"/api/v1/agencies/{{agency_id}}/patrons/{{patron_id}}/{action}"): (
+            {"patron_id": "p"},
+            {"reason": "eve"} if action == "block" else None,
+        )
+        for action in ("approve", "reject", "block", "unblock", "deactivate", "anonymise")
+    },
+    ("POST", "/api/v1/agencies/{agency_id}/loans/{loan_id}/return"): ({"loan_id": "l"}, None),
+    ("GET", "/api/v1/agencies/{agency_id}/reservations/{reservation_id}"): (
+        {"reservation_id": "v"},
+        None,
+    ),
+    ("POST", "/api/v1/agencies/{agency_id}/reservations/{reservation_id}/ready"): (
+        {"reservation_id": "v"},
+        {"pickup_branch": "HOR"},
+    ),
+    ("POST", "/api/v1/agencies/{agency_id}/reservations/{reservation_id}/cancel"): (
+        {"reservation_id": "v"},
         None,
     ),
 }
@@ -121,14 +148,17 @@ def make_b(db: Database, clock: FrozenClock) -> BResources:
         )
     create_patron(db, B, PatronInput(patron_id="9990001", name="Bodil Bsecret"), clock)
     add_item(db, B, "9990002", "B's book")
-    checkout(db, B, "9990001", "9990002", None, clock)
+    loan = checkout(db, B, "9990001", "9990002", None, clock)
+    reservation = reserve(db, B, "9990001", "9990002", clock)
+    assert loan.id is not None
+    assert reservation.id is not None
     message_id = queue_sms(db, B, "52903991", "B-only text", clock)
     with db.transaction() as repos:
         repos.outbox.claim(clock(), clock() + dt.timedelta(minutes=5), "test", 10)
     _fail(db, message_id, clock)
     run_id = start_run(db, "b-source", Trigger.STAFF, clock)
     assert run_id is not None
-    return BResources("9990001", message_id, "b-source", run_id)
+    return BResources("9990001", message_id, "b-source", run_id, loan.id, reservation.id)
 
 
 def _fail(db: Database, message_id: int, clock: FrozenClock) -> None:
@@ -157,11 +187,21 @@ def world(
         live_server(create_app(settings, db, clock)) as url,
         httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client,
     ):
+        # The token's first use records its last-used time (then not again within the minute,
+        # and the clock is frozen): done here, before any test compares the tables.
+        assert client.get("/api/v1/agencies").status_code == 200
         yield client, b
 
 
 def _path(template: str, agency: str, params: dict[str, str], b: BResources) -> str:
-    values = {"m": str(b.message_id), "p": b.patron_id, "s": b.source_id, "r": str(b.run_id)}
+    values = {
+        "m": str(b.message_id),
+        "p": b.patron_id,
+        "s": b.source_id,
+        "r": str(b.run_id),
+        "l": str(b.loan_id),
+        "v": str(b.reservation_id),
+    }
     filled = {name: values[key] for name, key in params.items()}
     return template.format(agency_id=agency, **filled)
 

@@ -21,6 +21,25 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
 
+class ConfigProblems(ConfigError):
+    """Every problem found in one file, in file order: one run of ``--check`` shows them all."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        ordered = sorted(problems, key=lambda p: (p.line or 0, p.key or ""))
+        super().__init__(f"{len(ordered)} problems", key=None, line=ordered[0].line)
+        self.problems = ordered
+
+    def __str__(self) -> str:
+        return f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+def _raise(problems: list[ConfigError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigProblems(problems)
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
     config: ConfigFile
@@ -33,7 +52,11 @@ class LoadedConfig:
 def load_config(
     path: Path, environ: Mapping[str, str], known_agencies: Iterable[str] = ()
 ) -> LoadedConfig:
-    """Parse, validate and check references; raises ``ConfigError`` on the first problem found.
+    """Parse, validate and check references; raises ``ConfigError`` naming every problem found.
+
+    A file that is not TOML stops at the parse error; past that, the schema, the ``${VAR}``
+    references and the agencies that import sources name are all checked, and more than one
+    problem is raised as ``ConfigProblems`` listing each with its key and line.
 
     ``known_agencies``: agency ids already in the database, which import sources may name.
     """
@@ -58,37 +81,55 @@ def load_config(
         ) from exc
     lines = key_lines(text)
 
+    problems: list[ConfigError] = []
+    config: ConfigFile | None = None
     try:
         config = ConfigFile.model_validate(document)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        # Union members and model validators add a segment that is not a TOML key.
-        loc_keys = tuple(p for p in loc if isinstance(p, int) or p in _keys_at(document, loc))
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
-        elif first["type"] == "missing":
-            message = f"required key {loc[-1]!r} is missing"
-        elif first["type"] == "literal_error" and "driver" in loc:
-            message = f"unknown SMS driver; {message.lower()}"
-        raise ConfigError(message, key=dotted(loc), line=line_of(lines, loc_keys or loc)) from exc
-    loaded = LoadedConfig(config, lines)
+        seen: set[tuple[str | None, int | None]] = set()
+        for error in exc.errors():
+            found = _problem(error, document, lines)
+            if (found.key, found.line) not in seen:  # a union reports each member's view
+                seen.add((found.key, found.line))
+                problems.append(found)
 
     for key_path, value in _strings(document):
         try:
             resolve(value, environ)
         except ConfigError as exc:
-            raise loaded.error(key_path, str(exc)) from None
-
-    agencies = {a.id for a in config.agencies} | set(known_agencies)
-    for index, source in enumerate(config.import_sources):
-        if source.agency not in agencies:
-            raise loaded.error(
-                ("import_sources", index, "agency"),
-                f"agency {source.agency!r} is neither in this file nor in the database",
+            problems.append(
+                ConfigError(str(exc), key=dotted(key_path), line=line_of(lines, key_path))
             )
-    return loaded
+
+    if config is not None:
+        agencies = {a.id for a in config.agencies} | set(known_agencies)
+        for index, source in enumerate(config.import_sources):
+            if source.agency not in agencies:
+                where: KeyPath = ("import_sources", index, "agency")
+                problems.append(
+                    ConfigError(
+                        f"agency {source.agency!r} is neither in this file nor in the database",
+                        key=dotted(where),
+                        line=line_of(lines, where),
+                    )
+                )
+    _raise(problems)
+    assert config is not None  # no problem was found, so it validated
+    return LoadedConfig(config, lines)
+
+
+def _problem(error: Any, document: Any, lines: dict[KeyPath, int]) -> ConfigError:
+    loc = tuple(error["loc"])
+    # Union members and model validators add a segment that is not a TOML key.
+    loc_keys = tuple(p for p in loc if isinstance(p, int) or p in _keys_at(document, loc))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}"
+    elif error["type"] == "missing":
+        message = f"required key {loc[-1]!r} is missing"
+    elif error["type"] == "literal_error" and "driver" in loc:
+        message = f"unknown SMS driver; {message.lower()}"
+    return ConfigError(message, key=dotted(loc), line=line_of(lines, loc_keys or loc))
 
 
 def _keys_at(document: Any, loc: tuple[Any, ...]) -> set[str]:

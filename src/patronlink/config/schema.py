@@ -208,6 +208,9 @@ class AgencyConfig(_Strict):
     # Self-registration: the Aleph New Patron form (new_bor_register) and the new patron's status.
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
     integration_users: list[IntegrationUserConfig] = Field(default_factory=list)
+    # Days after a patron's expiry date (or, for an inactive patron, after the last change) before
+    # the worker anonymises them; unset keeps patrons until staff act (issue 18).
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
 
     @field_validator("id")
     @classmethod

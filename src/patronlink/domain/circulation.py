@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 from patronlink.domain.errors import ValidationError
 
@@ -58,3 +59,21 @@ def new_item(*, agency_id: str, item_number: str, title: str) -> Item:
     if len(clean_title) > MAX_TITLE:
         raise ValidationError(f"title is longer than {MAX_TITLE} characters", field="title")
     return Item(agency_id=agency_id, item_number=number, title=clean_title)
+
+
+class ReservationState(StrEnum):
+    """waiting -> ready (on the pickup shelf) -> collected (lent to the patron) or expired."""
+
+    WAITING = "waiting"
+    READY = "ready"
+    COLLECTED = "collected"
+    EXPIRED = "expired"
+
+
+def shown_state(
+    state: ReservationState, deadline: dt.date | None, today: dt.date
+) -> ReservationState:
+    """A ready reservation whose pickup deadline has passed is expired, even before the row is."""
+    if state is ReservationState.READY and deadline is not None and deadline < today:
+        return ReservationState.EXPIRED
+    return state

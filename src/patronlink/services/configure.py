@@ -15,6 +15,8 @@ from typing import Any
 from patronlink.config.loader import LoadedConfig
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency, Branch, Language
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
+from patronlink.services import audit
 from patronlink.services.clock import Clock
 from patronlink.services.secrets import hash_password, resolve, verify_password
 from patronlink.storage.database import Database
@@ -31,17 +33,26 @@ class ApplyReport:
 
 def agency_settings(config: AgencyConfig) -> dict[str, Any]:
     """The sections stored with the agency (secrets still as written, ``${VAR}`` unresolved)."""
-    return {
+    stored: dict[str, Any] = {
         "sms": config.sms.model_dump(mode="json"),
         "renewal": config.renewal.model_dump(mode="json"),
         "texts": dict(config.texts),
         "registration": config.registration.model_dump(mode="json", exclude_none=True),
     }
+    if config.retention_days is not None:  # absent when unset: older rows compare equal
+        stored["retention_days"] = config.retention_days
+    return stored
 
 
 def apply_config(
-    db: Database, loaded: LoadedConfig, environ: Mapping[str, str], clock: Clock
+    db: Database,
+    loaded: LoadedConfig,
+    environ: Mapping[str, str],
+    clock: Clock,
+    *,
+    actor: Actor = SYSTEM,
 ) -> ApplyReport:
+    """Apply in one transaction; a run that changed something is audited with its changes."""
     report = ApplyReport()
     now = clock()
     with db.transaction() as repos:
@@ -77,4 +88,15 @@ def apply_config(
             if repos.import_sources.upsert(source.id, source.agency, settings, now):
                 verb = "updated" if existed else "created"
                 report.changes.append(f"import source {source.id}: {verb}")
+        if report.changed:
+            audit.record(
+                repos,
+                actor,
+                AuditAction.CONFIG_APPLY,
+                ObjectKind.CONFIGURATION,
+                "libraries",
+                agency_id=None,
+                at=now,
+                changes=report.changes,
+            )
     return report

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from patronlink.config.schema import ImportSourceConfig
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
 from patronlink.domain.errors import (
     ConfigError,
     ImportInProgress,
@@ -40,6 +41,7 @@ from patronlink.domain.import_runs import (
     Trigger,
     final_status,
 )
+from patronlink.services import audit
 from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.import_sync import Change, RemoteCheck, Synchroniser
@@ -185,8 +187,11 @@ def start_run(
     *,
     due_at: dt.datetime | None = None,
     lease: dt.timedelta = LEASE,
+    actor: Actor = SYSTEM,
 ) -> int | None:
     """Record a run of the source as ``running`` and hold the source for it; returns its id.
+
+    The start is audited (``import.run``) in the same transaction that records the run.
 
     Raises ``ImportInProgress`` when another run holds the source. With ``due_at`` (the scheduler)
     it returns None instead, and also when that due time was claimed already by another process.
@@ -204,6 +209,17 @@ def start_run(
             if not state.claim(source_id, run_id, now, now + lease, due_at):
                 raise _NotClaimed
             interrupted = ImportRunRepository(repos.conn).interrupt_others(source_id, run_id, now)
+            audit.record(
+                repos,
+                actor,
+                AuditAction.IMPORT_RUN,
+                ObjectKind.IMPORT_SOURCE,
+                source_id,
+                agency_id=source.agency_id,
+                at=now,
+                run_id=run_id,
+                trigger=trigger.value,
+            )
     except _NotClaimed:
         if due_at is not None:
             return None
@@ -419,6 +435,7 @@ def execute_run(
     observer: RunObserver | None = None,
     lease: dt.timedelta = LEASE,
     reader_process_from: int = READER_PROCESS_FROM,
+    actor: Actor = SYSTEM,
 ) -> RunReport:
     """Run a started run to its end, record the outcome and release the source.
 
@@ -486,6 +503,7 @@ def run_import(
     observer: RunObserver | None = None,
     lease: dt.timedelta = LEASE,
     reader_process_from: int = READER_PROCESS_FROM,
+    actor: Actor = SYSTEM,
 ) -> RunReport:
     """Run an import now. A dry run records nothing, holds no lock and changes no patron."""
     if dry_run:
@@ -499,7 +517,7 @@ def run_import(
             progress=progress,
             reader_process_from=reader_process_from,
         )
-    run_id = start_run(db, source_id, trigger, clock, lease=lease)
+    run_id = start_run(db, source_id, trigger, clock, lease=lease, actor=actor)
     assert run_id is not None  # without a due time, start_run raises rather than return None
     return execute_run(
         db,

@@ -9,6 +9,7 @@ from typing import Any
 
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction
 from patronlink.domain.errors import NotFound, ValidationError
 from patronlink.domain.outbox import (
     MessageStatus,
@@ -17,6 +18,7 @@ from patronlink.domain.outbox import (
     require_staff_move,
     statuses_that_can_become,
 )
+from patronlink.domain.paging import Paged
 from patronlink.domain.sms_text import account
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
@@ -102,6 +104,13 @@ def list_messages(db: Database, f: MessageFilter, limit: int, offset: int) -> li
         return repos.outbox.search(f, limit=limit, offset=offset)
 
 
+def page_messages(db: Database, f: MessageFilter, limit: int, offset: int) -> Paged[dict[str, Any]]:
+    """One page of ``list_messages`` with the number of messages that match ``f``."""
+    with db.transaction() as repos:
+        rows = repos.outbox.search(f, limit=limit, offset=offset)
+        return Paged(rows, repos.outbox.count(f), offset, limit)
+
+
 def message_detail(db: Database, message_id: int, agency_id: str | None) -> MessageDetail:
     """One message with its attempts; another agency's message is reported as not found."""
     with db.transaction() as repos:
@@ -111,23 +120,45 @@ def message_detail(db: Database, message_id: int, agency_id: str | None) -> Mess
         return MessageDetail(found, repos.outbox.attempts(message_id))
 
 
-def move_messages(db: Database, f: MessageFilter, to: MessageStatus, clock: Clock) -> list[int]:
-    """Retry (to queued) or cancel every message matching ``f`` that may make that move."""
+def _action(to: MessageStatus) -> AuditAction:
+    return (
+        AuditAction.MESSAGE_CANCEL if to is MessageStatus.CANCELLED else AuditAction.MESSAGE_RETRY
+    )
+
+
+def move_messages(
+    db: Database, f: MessageFilter, to: MessageStatus, clock: Clock, *, actor: Actor = SYSTEM
+) -> list[int]:
+    """Retry (to queued) or cancel every message matching ``f`` that may make that move.
+
+    Each moved message gets an audit entry in the same transaction.
+    """
+    now = clock()
     with db.transaction() as repos:
-        return repos.outbox.move(f, statuses_that_can_become(to), to, clock())
+        moved = repos.outbox.move(f, statuses_that_can_become(to), to, now)
+        repos.audit.add_for_messages(actor, _action(to), moved, now)
+        return moved
 
 
 def move_one(
-    db: Database, message_id: int, agency_id: str | None, to: MessageStatus, clock: Clock
+    db: Database,
+    message_id: int,
+    agency_id: str | None,
+    to: MessageStatus,
+    clock: Clock,
+    *,
+    actor: Actor = SYSTEM,
 ) -> None:
     """Retry or cancel one message; ``Conflict`` when its status does not allow it."""
+    now = clock()
     with db.transaction() as repos:
         found = repos.outbox.get(message_id)
         if found is None or (agency_id is not None and found["agency_id"] != agency_id):
             raise NotFound(f"message {message_id} does not exist")
         require_staff_move(MessageStatus(found["status"]), found["delivery"], to)
         moved = repos.outbox.move(
-            MessageFilter(ids=(message_id,)), statuses_that_can_become(to), to, clock()
+            MessageFilter(ids=(message_id,)), statuses_that_can_become(to), to, now
         )
         if not moved:  # changed under us between the read and the update
             require_move(MessageStatus.SENDING, to)
+        repos.audit.add_for_messages(actor, _action(to), moved, now)

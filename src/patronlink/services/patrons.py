@@ -8,6 +8,7 @@ from typing import Any
 
 from patronlink.domain.circulation import Loan
 from patronlink.domain.errors import NotFound
+from patronlink.domain.paging import Paged
 from patronlink.domain.patron import Patron, PatronStatus, new_patron
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
@@ -71,6 +72,25 @@ def search_patrons(
     with db.transaction() as repos:
         agency = require_agency(repos, agency_ref)
         return repos.patrons.search(agency.id, query, limit=limit, offset=offset)
+
+
+def page_patrons(
+    db: Database,
+    agency_ref: str | None,
+    query: str | None,
+    limit: int,
+    offset: int,
+    *,
+    status: PatronStatus | None = None,
+) -> Paged[Patron]:
+    """A page of patrons by patron id, narrowed by a search and a status.
+
+    ``agency_ref`` None lists every agency's (only for an administrator).
+    """
+    with db.transaction() as repos:
+        agency_id = require_agency(repos, agency_ref).id if agency_ref is not None else None
+        found = repos.patrons.search(agency_id, query, limit=limit, offset=offset, status=status)
+        return Paged(found, repos.patrons.count(agency_id, query, status=status), offset, limit)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 import secrets
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -51,6 +52,17 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def is_reference(value: str) -> bool:
     return bool(_REFERENCE.search(value))
+
+
+def missing_variables(node: Any, environ: Mapping[str, str]) -> set[str]:
+    """Every ``${VAR}`` in ``node`` (strings, nested dicts and lists) that ``environ`` lacks."""
+    if isinstance(node, str):
+        return {m.group(1) for m in _REFERENCE.finditer(node) if m.group(1) not in environ}
+    if isinstance(node, dict):
+        return set().union(*(missing_variables(v, environ) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(missing_variables(v, environ) for v in node))
+    return set()
 
 
 def resolve(value: str, environ: Mapping[str, str] | None = None) -> str:

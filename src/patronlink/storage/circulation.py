@@ -12,6 +12,9 @@ from patronlink.domain.circulation import Item, Loan, Reservation
 from patronlink.domain.errors import Conflict
 from patronlink.storage.tables import items, loans, patrons, reservations
 
+# Reservations that still hold their item for the patron; collected and expired ones do not.
+HOLDING = ("waiting", "ready")
+
 
 def _loan_query() -> Any:
     return (
@@ -62,7 +65,8 @@ _ACTIVE_LOANS_AND_RESERVATIONS = (
     .outerjoin(
         reservations,
         (reservations.c.item_pk == loans.c.item_pk)
-        & (reservations.c.agency_id == bindparam("agency_id")),
+        & (reservations.c.agency_id == bindparam("agency_id"))
+        & reservations.c.status.in_(HOLDING),
     )
     .outerjoin(_RESERVER, _RESERVER.c.id == reservations.c.patron_pk)
     .where(
@@ -84,6 +88,7 @@ _RESERVATIONS_FOR_ITEMS = (
     .where(
         reservations.c.agency_id == bindparam("agency_id"),
         items.c.item_number.in_(bindparam("item_numbers", expanding=True)),
+        reservations.c.status.in_(HOLDING),
     )
     .order_by(reservations.c.created_at)
 )

@@ -15,11 +15,14 @@ from patronlink.storage.agencies import (
     ImportSourceRepository,
     IntegrationUserRepository,
 )
+from patronlink.storage.audit import AuditRepository
 from patronlink.storage.circulation import CirculationRepository
+from patronlink.storage.circulation_desk import DeskRepository
 from patronlink.storage.failures import describe
 from patronlink.storage.idempotency import IdempotencyRepository
 from patronlink.storage.inbound import InboundRepository
 from patronlink.storage.outbox import OutboxRepository
+from patronlink.storage.patron_lifecycle import PatronLifecycleRepository
 from patronlink.storage.patrons import PatronRepository
 from patronlink.storage.pauses import PauseRepository
 
@@ -39,6 +42,9 @@ class Repositories:
     inbound: InboundRepository
     pauses: PauseRepository
     idempotency: IdempotencyRepository
+    audit: AuditRepository
+    lifecycle: PatronLifecycleRepository
+    desk: DeskRepository
 
 
 class Database:
@@ -68,6 +74,9 @@ class Database:
                 inbound=InboundRepository(conn),
                 pauses=PauseRepository(conn),
                 idempotency=IdempotencyRepository(conn),
+                audit=AuditRepository(conn),
+                lifecycle=PatronLifecycleRepository(conn),
+                desk=DeskRepository(conn),
             )
 
     @contextmanager

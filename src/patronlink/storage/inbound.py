@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 
 from patronlink.storage.import_driver import Driver
 from patronlink.storage.raw import bind_json, bind_time
@@ -73,10 +73,26 @@ class InboundRepository:
         )
         return int(Driver(self._conn).rows(_ADD, row)[0][0])
 
+    def count(self, agency_id: str | None, *, number: str | None = None) -> int:
+        """How many ``search`` finds with no limit (``agency_id`` None: every agency)."""
+        stmt = select(func.count()).select_from(inbound_sms)
+        if agency_id is not None:
+            stmt = stmt.where(inbound_sms.c.agency_id == agency_id)
+        if number is not None:
+            stmt = stmt.where(inbound_sms.c.number == number)
+        return int(self._conn.execute(stmt).scalar_one())
+
     def search(
-        self, agency_id: str, *, number: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        agency_id: str | None,
+        *,
+        number: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        stmt = select(inbound_sms).where(inbound_sms.c.agency_id == agency_id)
+        stmt = select(inbound_sms)
+        if agency_id is not None:
+            stmt = stmt.where(inbound_sms.c.agency_id == agency_id)
         if number is not None:
             stmt = stmt.where(inbound_sms.c.number == number)
         stmt = stmt.order_by(inbound_sms.c.id.desc()).limit(limit).offset(offset)

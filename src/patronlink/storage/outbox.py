@@ -402,6 +402,11 @@ class OutboxRepository:
         )
         return [dict(r) for r in self._conn.execute(stmt).mappings()]
 
+    def count(self, f: MessageFilter) -> int:
+        """How many messages match ``f`` (the total beside a page of ``search``)."""
+        stmt = select(func.count()).select_from(messages).where(and_(True, *self._conditions(f)))
+        return int(self._conn.execute(stmt).scalar_one())
+
     def get(self, message_id: int) -> dict[str, Any] | None:
         row = self._conn.execute(select(messages).where(messages.c.id == message_id)).mappings()
         found = row.first()

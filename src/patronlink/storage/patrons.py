@@ -145,17 +145,47 @@ class PatronRepository:
         return [(pk, _to_domain(row, tuple(phones))) for pk, (row, phones) in rows.items()]
 
     def search(
-        self, agency_id: str, query: str | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        agency_id: str | None,
+        query: str | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        status: PatronStatus | None = None,
     ) -> list[Patron]:
-        conds = [patrons.c.agency_id == agency_id]
+        conds = self._search_conditions(agency_id, query, status)
+        return [
+            p
+            for _, p in self._select(
+                *conds, order=(patrons.c.agency_id, patrons.c.patron_id), limit=limit, offset=offset
+            )
+        ]
+
+    def count(
+        self, agency_id: str | None, query: str | None = None, *, status: PatronStatus | None = None
+    ) -> int:
+        """How many patrons ``search`` would find with no limit."""
+        conds = self._search_conditions(agency_id, query, status)
+        stmt = select(func.count()).select_from(patrons).where(*conds)
+        return int(self._conn.execute(stmt).scalar_one())
+
+    @staticmethod
+    def _search_conditions(
+        agency_id: str | None, query: str | None, status: PatronStatus | None
+    ) -> list[Any]:
+        """``agency_id`` None searches every agency (an administrator's list)."""
+        conds: list[Any] = [] if agency_id is None else [patrons.c.agency_id == agency_id]
+        if status is not None:
+            conds.append(patrons.c.status == status.value)
         if query:
             # LIKE wildcards in the query are matched literally.
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             like = f"%{escaped.lower()}%"
             numbers = select(patron_phones.c.patron_pk).where(
-                patron_phones.c.agency_id == agency_id,
                 patron_phones.c.number.like(f"%{escaped}%", escape="\\"),
             )
+            if agency_id is not None:
+                numbers = numbers.where(patron_phones.c.agency_id == agency_id)
             conds.append(
                 or_(
                     func.lower(patrons.c.name).like(like, escape="\\"),
@@ -163,17 +193,14 @@ class PatronRepository:
                     patrons.c.id.in_(numbers),
                 )
             )
-        return [
-            p
-            for _, p in self._select(*conds, order=patrons.c.patron_id, limit=limit, offset=offset)
-        ]
+        return conds
 
     def _select(
         self, *conds: Any, order: Any = None, limit: int | None = None, offset: int = 0
     ) -> list[tuple[int, Patron]]:
         stmt = select(patrons).where(*conds)
         if order is not None:
-            stmt = stmt.order_by(order)
+            stmt = stmt.order_by(*(order if isinstance(order, tuple) else (order,)))
         if limit is not None:
             stmt = stmt.limit(limit).offset(offset)
         rows = self._conn.execute(stmt).mappings().all()

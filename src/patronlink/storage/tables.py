@@ -80,6 +80,7 @@ patrons = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # Phone numbers an import could not read, as written (migration 0012): shown, never texted.
     Column("phones_unparsed", JSON, nullable=False, default=list, server_default="[]"),
+    Column("status_reason", String(500)),  # why staff blocked the patron (migration 0013)
     UniqueConstraint("agency_id", "patron_id", name="uq_patrons_agency_patron_id"),
     Index("ix_patrons_source_external", "agency_id", "source", "external_id"),
     Index("ix_patrons_name", "agency_id", "name"),
@@ -137,6 +138,12 @@ reservations = Table(
     Column("item_pk", ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     Column("patron_pk", ForeignKey("patrons.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # waiting | ready | collected | expired (migration 0013); only waiting and ready hold the
+    # item for the patron (and refuse another's renewal).
+    Column("status", String(12), nullable=False, server_default="waiting"),
+    Column("pickup_branch", String(16)),
+    Column("pickup_deadline", Date),
+    Column("ready_at", UTCDateTime),
     UniqueConstraint("item_pk", "patron_pk", name="uq_reservations_item_patron"),
 )
 
@@ -159,6 +166,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),  # NULL: never (migration 0013)
+    Column("last_used_at", UTCDateTime),  # moved at most once a minute (migration 0013)
 )
 
 import_sources = Table(
@@ -408,4 +417,28 @@ idempotency_keys = Table(
     ),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# --- Daily operations (issue 18, migration 0013) ------------------------------------------------
+
+# Who did what, when, from where, to which object. No foreign keys: an entry outlives the user,
+# token, patron or agency it names (anonymising a patron keeps the entry, which holds no
+# personal data beyond the patron id).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_kind", String(8), nullable=False),  # staff | token | cli | system
+    Column("actor", String(200), nullable=False),
+    Column("source", String(200)),  # client address, or user@host for the CLI
+    Column("action", String(32), nullable=False),
+    Column("agency_id", String(16)),  # NULL: not one agency's (a token for all, the config)
+    Column("object_kind", String(16), nullable=False),
+    Column("object_id", String(128), nullable=False),
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_audit_log_agency", "agency_id", "id"),
+    Index("ix_audit_log_object", "object_kind", "object_id"),
 )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from patronlink.domain.patron import PatronStatus
 from patronlink.services import circulation, patrons
 from patronlink.services.patrons import PatronInput
 from patronlink.web.deps import AgencyDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
+from patronlink.web.paging import PAGED_HEADERS, set_page_headers
 from patronlink.web.schemas import (
     BODY_ERRORS,
     AgencyOut,
@@ -68,15 +70,25 @@ def create_patron(agency: AgencyDep, body: PatronIn, db: DbDep, clock: ClockDep)
     return PatronOut.of(patron)
 
 
-@router.get("/agencies/{agency_id}/patrons", response_model=list[PatronOut])
+@router.get(
+    "/agencies/{agency_id}/patrons",
+    response_model=list[PatronOut],
+    responses={200: {"headers": PAGED_HEADERS}},
+)
 def search_patrons(
     agency: AgencyDep,
     db: DbDep,
+    request: Request,
+    response: Response,
     q: Annotated[str | None, Query(max_length=200, description="name, patron id or phone")] = None,
+    status: Annotated[PatronStatus | None, Query(description="e.g. pending")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> list[PatronOut]:
-    return [PatronOut.of(p) for p in patrons.search_patrons(db, agency, q, limit, offset)]
+    """By patron id; the total in ``X-Total-Count``, the next page in ``Link``."""
+    paged = patrons.page_patrons(db, agency, q, limit, offset, status=status)
+    set_page_headers(request, response, paged)
+    return [PatronOut.of(p) for p in paged.items]
 
 
 @router.get("/agencies/{agency_id}/patrons/{patron_id}", response_model=PatronOut)

@@ -19,14 +19,18 @@ from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web import (
     api,
+    audit_api,
+    circulation_api,
     health,
     imports_api,
     inbound_api,
     messages_api,
+    patron_lifecycle_api,
     provider_callbacks,
     rest_dlf,
     sms_gateway,
 )
+from patronlink.web.docs import install_docs
 from patronlink.web.errors import install_error_handlers
 from patronlink.web.limits import BodyLimit
 from patronlink.web.observability import AccessLog, Metrics
@@ -91,6 +95,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
         title="patronlink",
         version=__version__,
         description="Patron services for library systems: the staff API, the SMS gateway "
@@ -102,6 +107,32 @@ def create_app(
     app.state.metrics = metrics
     app.state.import_metrics = import_metrics
     app.state.worker_health = worker_health
+    _install_callbacks(app, settings, db, clock, metrics)
+    install_error_handlers(app)
+    install_docs(app)
+    # Routes are matched in order: the SMS provider's callback, which comes under load, first.
+    app.include_router(sms_gateway.router)
+    app.include_router(provider_callbacks.router)
+    app.include_router(health.router)
+    app.include_router(api.router)
+    app.include_router(messages_api.router)
+    app.include_router(inbound_api.router)
+    app.include_router(rest_dlf.router)
+    app.include_router(imports_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(patron_lifecycle_api.router)
+    app.include_router(circulation_api.router)
+    install_staff_ui(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AccessLog, metrics=app.state.metrics, patron_data=settings.log_patron_data)
+    return app
+
+
+def _install_callbacks(
+    app: FastAPI, settings: Settings, db: Database, clock: Clock, metrics: Metrics
+) -> None:
+    """What the endpoints that check a secret share: verified passwords, the login throttles,
+    the batchers of the SMS provider's callbacks and their metrics."""
     app.state.passwords = VerifiedPasswords()
     app.state.inbound_throttle = login_throttle(
         db,
@@ -127,17 +158,3 @@ def create_app(
     app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
     app.state.report_batcher = ReportBatcher(db, app.state.passwords, clock)
     metrics.registry.register(DeliveryCollector(db))
-    install_error_handlers(app)
-    # Routes are matched in order: the SMS provider's callback, which comes under load, first.
-    app.include_router(sms_gateway.router)
-    app.include_router(provider_callbacks.router)
-    app.include_router(health.router)
-    app.include_router(api.router)
-    app.include_router(messages_api.router)
-    app.include_router(inbound_api.router)
-    app.include_router(rest_dlf.router)
-    app.include_router(imports_api.router)
-    install_staff_ui(app, settings)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(AccessLog, metrics=app.state.metrics, patron_data=settings.log_patron_data)
-    return app

@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from patronlink.domain.audit import Actor, ActorKind
 from patronlink.services.access import authenticate
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
@@ -56,13 +57,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 def token_scope(
     db: DbDep,
+    clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenScope:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    scope = authenticate(db, credentials.credentials)
+    scope = authenticate(db, credentials.credentials, clock())
     if scope is None:
         raise HTTPException(401, "the token is not valid", headers={"WWW-Authenticate": "Bearer"})
     return scope
@@ -89,3 +91,16 @@ def agency_in_scope(
 
 
 AgencyDep = Annotated[str, Depends(agency_in_scope)]
+
+
+def client_address(request: Request) -> str | None:
+    """Where a request came from, for the audit log (the peer; proxies are not trusted here)."""
+    return request.client.host if request.client else None
+
+
+def api_actor(request: Request, scope: ScopeDep) -> Actor:
+    """The caller of the staff API for the audit log: its token's name and id, and address."""
+    return Actor(ActorKind.TOKEN, f"{scope.name} (#{scope.token_id})", client_address(request))
+
+
+ActorDep = Annotated[Actor, Depends(api_actor)]

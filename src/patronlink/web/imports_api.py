@@ -21,7 +21,8 @@ from patronlink.domain.import_runs import Trigger
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.import_patrons import execute_run, source_agency, start_run
 from patronlink.storage.import_runs import ImportRunRepository, RunRow
-from patronlink.web.deps import ClockDep, DbDep, ScopeDep, refuse_nul_in_url
+from patronlink.web.deps import ActorDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
+from patronlink.web.paging import PAGED_HEADERS, set_has_more
 from patronlink.web.schemas import ErrorOut, Offset, RowIdPath
 
 router = APIRouter(
@@ -148,11 +149,12 @@ def start(
     db: DbDep,
     scope: ScopeDep,
     clock: ClockDep,
+    actor: ActorDep,
     wait: Annotated[bool, Query(description="run in the request; answer when done")] = False,
 ) -> RunOut:
     _source_in_scope(db, scope, source_id)
     lease = dt.timedelta(seconds=request.app.state.settings.import_lease_seconds)
-    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease)
+    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease, actor=actor)
     assert run_id is not None  # without a due time, start_run raises when busy
     metrics = _metrics(request)
 
@@ -167,18 +169,24 @@ def start(
     return _run_out(db, source_id, run_id, errors=False)
 
 
-@router.get("/{source_id}/runs", response_model=list[RunOut])
+@router.get(
+    "/{source_id}/runs", response_model=list[RunOut], responses={200: {"headers": PAGED_HEADERS}}
+)
 def list_runs(
     source_id: SourceId,
     db: DbDep,
     scope: ScopeDep,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> list[RunOut]:
     _source_in_scope(db, scope, source_id)
     with db.transaction() as repos:
-        runs = ImportRunRepository(repos.conn).recent(source_id, limit=limit, offset=offset)
-    return [RunOut.of(r) for r in runs]
+        # One row past the page says whether another page exists, without counting every run.
+        runs = ImportRunRepository(repos.conn).recent(source_id, limit=limit + 1, offset=offset)
+    set_has_more(request, response, offset, limit, len(runs) > limit)
+    return [RunOut.of(r) for r in runs[:limit]]
 
 
 @router.get("/{source_id}/runs/{run_id}", response_model=RunOut)

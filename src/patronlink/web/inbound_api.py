@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from patronlink.domain import phone
+from patronlink.domain.paging import Paged
 from patronlink.services.agencies import require_agency
 from patronlink.web.deps import AgencyDep, DbDep, refuse_nul_in_url
+from patronlink.web.paging import PAGED_HEADERS, set_page_headers
 from patronlink.web.schemas import ErrorOut, Offset
 
 router = APIRouter(
@@ -39,10 +41,12 @@ class InboundOut(BaseModel):
         return cls(**{k: row[k] for k in cls.model_fields})
 
 
-@router.get("", response_model=list[InboundOut])
+@router.get("", response_model=list[InboundOut], responses={200: {"headers": PAGED_HEADERS}})
 def inbound_log(
     agency: AgencyDep,
     db: DbDep,
+    request: Request,
+    response: Response,
     number: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
@@ -51,4 +55,6 @@ def inbound_log(
         found = require_agency(repos, agency)
         e164 = phone.normalise(number, found.country_code, field="number") if number else None
         rows = repos.inbound.search(found.id, number=e164, limit=limit, offset=offset)
+        total = repos.inbound.count(found.id, number=e164)
+    set_page_headers(request, response, Paged(rows, total, offset, limit))
     return [InboundOut.of(r) for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from patronlink.domain import phone
@@ -18,6 +18,7 @@ from patronlink.services.agencies import require_agency
 from patronlink.services.idempotent_send import queue_sms_once
 from patronlink.storage.outbox import MessageFilter
 from patronlink.web.deps import (
+    ActorDep,
     AgencyDep,
     ClockDep,
     DbDep,
@@ -25,6 +26,7 @@ from patronlink.web.deps import (
     SettingsDep,
     refuse_nul_in_url,
 )
+from patronlink.web.paging import PAGED_HEADERS, set_page_headers
 from patronlink.web.schemas import (
     BODY_ERRORS,
     ErrorOut,
@@ -196,10 +198,12 @@ def queue_message(
     return _detail(db, queued.message_id, agency)
 
 
-@router.get("", response_model=list[MessageOut])
+@router.get("", response_model=list[MessageOut], responses={200: {"headers": PAGED_HEADERS}})
 def search_messages(
     agency: AgencyDep,
     db: DbDep,
+    request: Request,
+    response: Response,
     status: Annotated[list[MessageStatus] | None, Query()] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
     code: Annotated[str | None, Query(max_length=32)] = None,
@@ -226,7 +230,9 @@ def search_messages(
         until=until,
         deliveries=tuple(d.value for d in delivery or ()),
     )
-    return [MessageOut.of(r) for r in outbox.list_messages(db, f, limit, offset)]
+    paged = outbox.page_messages(db, f, limit, offset)
+    set_page_headers(request, response, paged)
+    return [MessageOut.of(r) for r in paged.items]
 
 
 @router.get("/{message_id}", response_model=MessageDetailOut)
@@ -246,9 +252,9 @@ def get_message(agency: AgencyDep, message_id: RowIdPath, db: DbDep) -> MessageD
     },
 )
 def retry_message(
-    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep, actor: ActorDep
 ) -> MessageDetailOut:
-    outbox.move_one(db, message_id, agency, MessageStatus.QUEUED, clock)
+    outbox.move_one(db, message_id, agency, MessageStatus.QUEUED, clock, actor=actor)
     return _detail(db, message_id, agency)
 
 
@@ -258,14 +264,16 @@ def retry_message(
     responses={409: {"model": ErrorOut, "description": "sent or sending already"}},
 )
 def cancel_message(
-    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep
+    agency: AgencyDep, message_id: RowIdPath, db: DbDep, clock: ClockDep, actor: ActorDep
 ) -> MessageDetailOut:
-    outbox.move_one(db, message_id, agency, MessageStatus.CANCELLED, clock)
+    outbox.move_one(db, message_id, agency, MessageStatus.CANCELLED, clock, actor=actor)
     return _detail(db, message_id, agency)
 
 
 @router.post("/retry", response_model=MovedOut, responses=BODY_ERRORS)
-def retry_errors(agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: ClockDep) -> MovedOut:
+def retry_errors(
+    agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: ClockDep, actor: ActorDep
+) -> MovedOut:
     """Queue again every text on the error queue that matches the filter."""
     f = MessageFilter(
         agency_id=agency,
@@ -275,4 +283,4 @@ def retry_errors(agency: AgencyDep, body: RetryFilterIn, db: DbDep, clock: Clock
         until=body.until,
         ids=tuple(body.ids),
     )
-    return MovedOut(queued=outbox.move_messages(db, f, MessageStatus.QUEUED, clock))
+    return MovedOut(queued=outbox.move_messages(db, f, MessageStatus.QUEUED, clock, actor=actor))

@@ -52,6 +52,7 @@ from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config, sms_settings
+from patronlink.services.secrets import missing_variables
 from patronlink.storage.database import Database
 from patronlink.storage.failures import is_unavailable
 from patronlink.storage.outbox import NEVER_STALE, ClaimedMessage, Outcome
@@ -97,6 +98,9 @@ class _Route:
     concurrency: int  # texts at a time to this gateway
     schedules: bool  # the gateway holds a text until a given time
     config_error: str | None = None
+    # Variables the agency's gateway settings name but this process lacks: its texts are held
+    # as queued (not failed) until the operator sets them and the worker restarts.
+    missing: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,6 +117,10 @@ class DispatchStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+
+
+# How long a text waits before it looks again for a gateway secret missing from the environment.
+HOLD_FOR_MISSING_SECRET = dt.timedelta(minutes=5)
 
 
 class Dispatcher:
@@ -425,6 +433,9 @@ class Dispatcher:
                         concurrency=max(1, int(sms.get("concurrency", 4))),
                         schedules=can_schedule(driver),
                     )
+                    route.missing = tuple(sorted(missing_variables(sms, self.environ)))
+                    if route.missing:
+                        return route
                     try:
                         config = gateway_config(agency, sms, self.environ, self.public_url)
                         route.gateway = self.factory(config)
@@ -519,6 +530,8 @@ class Dispatcher:
             problem = str(exc)
         if message.stale:
             outcome = self._permanent(message, route, started, self._stale_reason(message))
+        elif route.missing:
+            outcome = self._held(message, route, started)
         elif outgoing is None or route.gateway is None:
             outcome = self._permanent(message, route, started, problem)
         else:
@@ -640,6 +653,22 @@ class Dispatcher:
             http_status=exc.http_status,
             code=exc.code,
             description=exc.description,
+        )
+
+    def _held(self, message: ClaimedMessage, route: _Route, started: dt.datetime) -> Outcome:
+        """Back to the queue, never to the error queue: the fault is this process's environment."""
+        finished = self.clock()
+        self.stats.retried += 1
+        return Outcome(
+            message_id=message.id,
+            status=MessageStatus.QUEUED,
+            started_at=started,
+            finished_at=finished,
+            driver=route.driver,
+            attempt_outcome=AttemptOutcome.TEMPORARY.value,
+            next_attempt_at=finished + HOLD_FOR_MISSING_SECRET,
+            description="held: environment variable(s) not set in the worker: "
+            + ", ".join(route.missing),
         )
 
     def _permanent(

@@ -7,14 +7,17 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from patronlink.domain.audit import SYSTEM
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.clock import Clock
 from patronlink.services.import_patrons import LEASE, RunObserver
+from patronlink.services.patron_lifecycle import apply_retention
 from patronlink.services.sms_pause import pause_sending
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
@@ -150,6 +153,11 @@ async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     target.set()
 
 
+# How often a worker applies the agencies' retention rules (issue 18): anonymisation by age is
+# not urgent, and each round reads every agency's patrons past the cut-off.
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+
 async def run_scheduler(
     db: Database,
     clock: Clock,
@@ -166,6 +174,7 @@ async def run_scheduler(
     Runs happen in a thread, one after another, so a long import never holds up dispatch.
     """
     loop = health or Loop("scheduler", log, Backoff(), stall_seconds=None)
+    retention_due_at = 0.0  # monotonic; the first round applies it
     while not stop.is_set():
         wait = interval
         try:
@@ -176,5 +185,19 @@ async def run_scheduler(
             wait = min(interval, loop.failed(exc))
         else:
             loop.progress()
+        if time.monotonic() >= retention_due_at:
+            retention_due_at = time.monotonic() + RETENTION_INTERVAL_SECONDS
+            try:
+                results = await asyncio.to_thread(
+                    apply_retention, db, clock, dry_run=False, actor=SYSTEM
+                )
+                for r in results:
+                    if r.patron_ids:
+                        log.info(
+                            "patrons anonymised by the retention rule",
+                            extra={"agency": r.agency_id, "count": len(r.patron_ids)},
+                        )
+            except Exception:
+                log.exception("retention round failed; trying again in an hour")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)

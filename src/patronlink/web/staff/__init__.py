@@ -14,7 +14,17 @@ from starlette.responses import Response
 from patronlink.services.staff_sessions import SessionLimits
 from patronlink.services.throttle import login_throttle
 from patronlink.settings import Settings
-from patronlink.web.staff import auth, dashboard, imports, inbound, messages, patrons
+from patronlink.web.staff import (
+    audit,
+    auth,
+    dashboard,
+    imports,
+    inbound,
+    messages,
+    patron_actions,
+    patrons,
+    tokens,
+)
 from patronlink.web.staff.pages import (
     CsrfRefused,
     LoginRequired,
@@ -28,7 +38,17 @@ from patronlink.web.staff.session import SessionCodec, SessionStore
 log = structlog.get_logger("patronlink.staff")
 
 router = APIRouter(include_in_schema=False)
-for module in (auth, dashboard, messages, imports, inbound, patrons):
+for module in (
+    auth,
+    dashboard,
+    messages,
+    imports,
+    inbound,
+    patrons,
+    patron_actions,
+    audit,
+    tokens,
+):
     router.include_router(module.router)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from patronlink.services.alerts import current_alerts
 from patronlink.services.dashboard import dashboard
 from patronlink.web.staff.pages import StaffDep
 
@@ -24,6 +25,7 @@ def show_dashboard(
         "dashboard.html",
         title=page.t("dashboard"),
         figures=dashboard(page.db, scope, page.clock()),
+        alerts=current_alerts(page.db, scope, page.clock()),
         agencies=page.agencies(),
         agency=scope or "",
     )
@@ -39,5 +41,20 @@ def stylesheet() -> Response:
     return Response(
         _stylesheet(),
         media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@functools.cache
+def _script() -> bytes:
+    return files("patronlink.web").joinpath("static/staff.js").read_bytes()
+
+
+@router.get("/static/staff.js")
+def script() -> Response:
+    """Progressive enhancement only ("select all on this page"); every page works without it."""
+    return Response(
+        _script(),
+        media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )

@@ -54,7 +54,7 @@ def show_run(page: StaffDep, run_id: int) -> Response:
 def run_now(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
     import_runs.source_in_scope(page.db, source_id, page.staff.agency_id)
     lease = dt.timedelta(seconds=page.request.app.state.settings.import_lease_seconds)
-    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock, lease=lease)
+    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock, lease=lease, actor=page.actor)
     assert run_id is not None  # without a due time, start_run raises when the source is busy
     db, clock = page.db, page.clock
     metrics: ImportMetrics = page.request.app.state.import_metrics

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from patronlink.domain.paging import MAX_PAGE, Paged
 from patronlink.web.staff.pages import StaffDep
 
 router = APIRouter(prefix="/staff")
-PAGE_SIZE = 200
+PAGE_SIZE = 100
 
 
 @router.get("/inbound")
@@ -18,23 +19,19 @@ def inbound_log(
     page: StaffDep,
     agency: Annotated[str, Query(max_length=32)] = "",
     number: Annotated[str, Query(max_length=40)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE,
 ) -> Response:
-    scope = page.agency_scope(agency)
+    scope = page.agency_scope(agency)  # None only for an administrator: every agency
     e164 = page.phone_number(number, scope) if number.strip() else None
     with page.db.transaction() as repos:
-        if scope is not None:
-            rows = repos.inbound.search(scope, number=e164, limit=PAGE_SIZE)
-        else:
-            rows = [
-                r
-                for a in repos.agencies.list()
-                for r in repos.inbound.search(a.id, number=e164, limit=PAGE_SIZE)
-            ]
-            rows.sort(key=lambda r: r["received_at"], reverse=True)
+        rows = repos.inbound.search(scope, number=e164, limit=limit, offset=offset)
+        total = repos.inbound.count(scope, number=e164)
     return page.render(
         "inbound.html",
         title=page.t("inbound"),
-        rows=rows[:PAGE_SIZE],
+        rows=rows,
+        pager=page.pager(Paged(rows, total, offset, limit)),
         agencies=page.agencies(),
         filters={"agency": scope or "", "number": number},
     )

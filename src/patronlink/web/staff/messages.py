@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from patronlink.domain.delivery import Delivery
 from patronlink.domain.errors import ValidationError
 from patronlink.domain.outbox import MessageStatus
+from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
 from patronlink.storage.outbox import MessageFilter
 from patronlink.storage.overview import OverviewQueries
@@ -32,27 +34,42 @@ def _day(value: str, page: Page, field: str) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(), page.zone)
 
 
-@router.get("/errors")
-def error_queue(
-    page: StaffDep, agency: Text = "", since: Text = "", until: Text = "", code: Text = ""
-) -> Response:
-    scope = page.agency_scope(agency)
+Offset = Annotated[int, Query(ge=0, le=2**62)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+
+def _error_filter(page: Page, agency: str, since: str, until: str, code: str) -> MessageFilter:
+    """The error queue narrowed as the page's filter form says (the same for list and retry)."""
     until_day = _day(until, page, "until")
-    f = MessageFilter(
-        agency_id=scope,
+    return MessageFilter(
+        agency_id=page.agency_scope(agency),
         statuses=(MessageStatus.ERROR,),
         code=code.strip() or None,
         since=_day(since, page, "since"),
         until=until_day + dt.timedelta(days=1) if until_day else None,  # the day is included
     )
-    rows = outbox.list_messages(page.db, f, PAGE_SIZE, 0)
+
+
+@router.get("/errors")
+def error_queue(
+    page: StaffDep,
+    agency: Text = "",
+    since: Text = "",
+    until: Text = "",
+    code: Text = "",
+    offset: Offset = 0,
+    limit: Limit = PAGE_SIZE,
+) -> Response:
+    f = _error_filter(page, agency, since, until, code)
+    paged = outbox.page_messages(page.db, f, limit, offset)
     with page.db.transaction() as repos:
-        attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in rows])
+        attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in paged.items])
+    filters = {"agency": f.agency_id or "", "since": since, "until": until, "code": code}
     # Sent texts that the operator did not deliver (a failed delivery report), with its reason.
     undelivered = outbox.list_messages(
         page.db,
         MessageFilter(
-            agency_id=scope,
+            agency_id=f.agency_id,
             statuses=(MessageStatus.SENT,),
             deliveries=(Delivery.FAILED.value,),
             since=f.since,
@@ -64,12 +81,40 @@ def error_queue(
     return page.render(
         "errors.html",
         title=page.t("error_queue"),
-        rows=rows,
+        rows=paged.items,
+        pager=page.pager(paged),
         undelivered=undelivered,
         attempts=attempts,
         agencies=page.agencies(),
-        filters={"agency": scope or "", "since": since, "until": until, "code": code},
+        filters=filters,
+        retry_all_url="/staff/errors/retry-all?" + urlencode(filters),
     )
+
+
+@router.get("/errors/retry-all")
+def confirm_retry_all(
+    page: StaffDep, agency: Text = "", since: Text = "", until: Text = "", code: Text = ""
+) -> Response:
+    """The confirmation before "retry all N that match this filter": N counted now."""
+    f = _error_filter(page, agency, since, until, code)
+    total = outbox.page_messages(page.db, f, 1, 0).total
+    filters = {"agency": f.agency_id or "", "since": since, "until": until, "code": code}
+    return page.render(
+        "retry_all.html",
+        title=page.t("retry_all_title"),
+        total=total,
+        filters=filters,
+        back="/staff/errors?" + urlencode(filters),
+    )
+
+
+@router.post("/errors/retry-all")
+def retry_all(page: StaffDep, form: FormDep) -> Response:
+    f = _error_filter(
+        page, form.get("agency"), form.get("since"), form.get("until"), form.get("code")
+    )
+    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock, actor=page.actor)
+    return page.redirect("/staff/errors", page.t("queued_again", count=len(moved)))
 
 
 @router.post("/errors/retry")
@@ -79,13 +124,18 @@ def retry_selected(page: StaffDep, form: FormDep) -> Response:
     if not ids:
         return page.redirect(back, page.t("none_selected"))
     f = MessageFilter(agency_id=page.staff.agency_id, statuses=(MessageStatus.ERROR,), ids=ids)
-    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock)
+    moved = outbox.move_messages(page.db, f, MessageStatus.QUEUED, page.clock, actor=page.actor)
     return page.redirect(back, page.t("queued_again", count=len(moved)))
 
 
 @router.get("/messages")
 def search_messages(
-    page: StaffDep, agency: Text = "", number: Text = "", status: Text = ""
+    page: StaffDep,
+    agency: Text = "",
+    number: Text = "",
+    status: Text = "",
+    offset: Offset = 0,
+    limit: Limit = PAGE_SIZE,
 ) -> Response:
     scope = page.agency_scope(agency)
     statuses = (MessageStatus(status),) if status in set(MessageStatus) else ()
@@ -94,10 +144,12 @@ def search_messages(
         statuses=statuses,
         to_number=page.phone_number(number, scope) if number.strip() else None,
     )
+    paged = outbox.page_messages(page.db, f, limit, offset)
     return page.render(
         "messages.html",
         title=page.t("messages"),
-        rows=outbox.list_messages(page.db, f, PAGE_SIZE, 0),
+        rows=paged.items,
+        pager=page.pager(paged),
         agencies=page.agencies(),
         statuses=list(MessageStatus),
         filters={"agency": scope or "", "number": number, "status": status},
@@ -117,13 +169,27 @@ def show_message(page: StaffDep, message_id: int) -> Response:
 
 @router.post("/messages/{message_id}/retry")
 def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
-    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.QUEUED, page.clock)
+    outbox.move_one(
+        page.db,
+        message_id,
+        page.staff.agency_id,
+        MessageStatus.QUEUED,
+        page.clock,
+        actor=page.actor,
+    )
     back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
     return page.redirect(back, page.t("queued_again", count=1))
 
 
 @router.post("/messages/{message_id}/cancel")
 def cancel_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
-    outbox.move_one(page.db, message_id, page.staff.agency_id, MessageStatus.CANCELLED, page.clock)
+    outbox.move_one(
+        page.db,
+        message_id,
+        page.staff.agency_id,
+        MessageStatus.CANCELLED,
+        page.clock,
+        actor=page.actor,
+    )
     back = safe_next(form.get("next"), f"/staff/messages/{message_id}")
     return page.redirect(back, page.t("cancelled_n", id=message_id))  # or dismissed, if sent

@@ -7,9 +7,11 @@ matches the session's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
 
@@ -19,7 +21,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
+from patronlink.domain.audit import Actor, ActorKind
 from patronlink.domain.errors import NotFound
+from patronlink.domain.paging import Paged
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
 from patronlink.services.throttle import Throttle
@@ -64,6 +68,14 @@ class StaffState:
     sessions: SessionStore
     env: Environment
     throttle: Throttle  # wrong logins per user at an address, per user and per address
+
+
+@dataclass(frozen=True)
+class Pager:
+    summary: str
+    previous: str | None
+    next: str | None
+    total: int
 
 
 class LoginRequired(Exception):
@@ -129,11 +141,33 @@ class Page:
         query = self.request.url.query
         return self.request.url.path + (f"?{query}" if query else "")
 
+    def pager(self, paged: Paged[Any]) -> Pager:
+        """What the page's list footer shows: "1-100 of 117" and the links to its neighbours."""
+
+        def url(offset: int | None) -> str | None:
+            if offset is None:
+                return None
+            target = self.request.url.include_query_params(offset=offset)
+            return f"{target.path}?{target.query}"
+
+        return Pager(
+            summary=self.t("range_of", first=paged.first, last=paged.last, total=paged.total),
+            previous=url(paged.previous_offset),
+            next=url(paged.next_offset),
+            total=paged.total,
+        )
+
     # scope -------------------------------------------------------------------------------------
     @property
     def staff(self) -> StaffUser:
         assert self.user is not None  # StaffDep guarantees it
         return self.user
+
+    @property
+    def actor(self) -> Actor:
+        """The signed-in user as the audit log names them, with the client's address."""
+        client = self.request.client.host if self.request.client else None
+        return Actor(ActorKind.STAFF, self.staff.username, client)
 
     def agencies(self) -> list[Agency]:
         with self.db.transaction() as repos:
@@ -190,6 +224,16 @@ def signed_in(page: PageDep) -> Page:
 StaffDep = Annotated[Page, Depends(signed_in)]
 
 
+def administrator(page: StaffDep) -> Page:
+    """Pages across agencies (the audit log, tokens): anyone else is told they do not exist."""
+    if not page.staff.is_admin:
+        raise NotFound("no such page")
+    return page
+
+
+AdminDep = Annotated[Page, Depends(administrator)]
+
+
 @dataclass(frozen=True)
 class Form:
     fields: list[tuple[str, str]]
@@ -227,6 +271,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
     title = page.t(key)
     if title == key:
         title = page.t("error_other")
+    with contextlib.suppress(ValueError):
+        if message == HTTPStatus(status).phrase:  # Starlette's own English ("Not Found")
+            message = page.t("error_page_missing") if status == 404 else title
     return page.render("error.html", status=status, title=title, message=message)
 
 

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from patronlink.domain.errors import NotFound
-from patronlink.services import patrons
+from patronlink.domain.paging import MAX_PAGE, Paged
+from patronlink.domain.patron import PatronStatus
+from patronlink.services import patron_lifecycle, patrons
 from patronlink.web.staff.masking import masked_settings
 from patronlink.web.staff.pages import Page, StaffDep
+from patronlink.web.staff.patron_actions import moves_from
 
 router = APIRouter(prefix="/staff")
 PAGE_SIZE = 100
@@ -27,22 +30,29 @@ def search_patrons(
     page: StaffDep,
     agency: Annotated[str, Query(max_length=32)] = "",
     q: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE,
 ) -> Response:
-    scope = page.agency_scope(agency)
-    agencies = page.agencies()
-    searched = [scope] if scope else [a.id for a in agencies]
+    scope = page.agency_scope(agency)  # None only for an administrator: every agency
     query = q.strip()
-    found = (
-        [p for a in searched for p in patrons.search_patrons(page.db, a, query, PAGE_SIZE, 0)]
-        if query
-        else []  # an empty search would list everyone: wait until something is asked
+    wanted = PatronStatus(status) if status in set(PatronStatus) else None
+    # An empty search would list everyone: wait until a text or a status is asked for.
+    asked = bool(query) or wanted is not None
+    paged = (
+        patrons.page_patrons(page.db, scope, query or None, limit, offset, status=wanted)
+        if asked
+        else Paged([], 0, 0, limit)
     )
     return page.render(
         "patrons.html",
         title=page.t("patrons"),
-        rows=found[:PAGE_SIZE],
-        agencies=agencies,
-        filters={"agency": scope or "", "q": q},
+        rows=paged.items,
+        pager=page.pager(paged),
+        asked=asked,
+        agencies=page.agencies(),
+        statuses=list(PatronStatus),
+        filters={"agency": scope or "", "q": q, "status": status},
     )
 
 
@@ -52,7 +62,14 @@ def show_patron(
 ) -> Response:
     agency = _own(page, agency_id)
     overview = patrons.patron_overview(page.db, agency, patron_id)
-    return page.render("patron.html", title=overview.patron.name, overview=overview, agency=agency)
+    return page.render(
+        "patron.html",
+        title=overview.patron.name,
+        overview=overview,
+        agency=agency,
+        moves=moves_from(overview.patron.status),
+        status_reason=patron_lifecycle.status_reason(page.db, agency, patron_id),
+    )
 
 
 @router.get("/agencies")

@@ -1,0 +1,67 @@
+"""Staff API tokens for administrators: list with state and last use, create, revoke."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from patronlink.domain.errors import ValidationError
+from patronlink.services.access import create_token, list_tokens, revoke_token
+from patronlink.web.staff.pages import AdminDep, FormDep
+
+router = APIRouter(prefix="/staff")
+
+
+@router.get("/tokens")
+def tokens(page: AdminDep) -> Response:
+    return page.render(
+        "tokens.html",
+        title=page.t("tokens"),
+        tokens=list_tokens(page.db),
+        now=page.clock(),
+        agencies=page.agencies(),
+        new_token=None,
+    )
+
+
+@router.post("/tokens")
+def create(page: AdminDep, form: FormDep) -> Response:
+    """The new token is shown on this one answer and never again (it is stored hashed)."""
+    name = form.get("name").strip()
+    if not name:
+        raise ValidationError(page.t("token_name_required"), field="name")
+    expires = form.get("expires").strip()
+    expires_at = None
+    if expires:
+        try:
+            day = dt.date.fromisoformat(expires)
+        except ValueError:
+            raise ValidationError(
+                f"{expires!r} is not a date (YYYY-MM-DD)", field="expires"
+            ) from None
+        # The end of that day where the administrator is.
+        expires_at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), page.zone)
+    token = create_token(
+        page.db,
+        name,
+        form.get("agency") or None,
+        page.clock,
+        actor=page.actor,
+        expires_at=expires_at,
+    )
+    return page.render(
+        "tokens.html",
+        title=page.t("tokens"),
+        tokens=list_tokens(page.db),
+        now=page.clock(),
+        agencies=page.agencies(),
+        new_token=token,
+    )
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke(page: AdminDep, _form: FormDep, token_id: int) -> Response:
+    found = revoke_token(page.db, token_id, page.clock, actor=page.actor)
+    return page.redirect("/staff/tokens", page.t("token_revoked", name=found.name))
