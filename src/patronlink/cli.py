@@ -642,16 +642,6 @@ def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
         click.echo(f"{message_id} cancelled")
 
 
-def _operator() -> str:
-    """Who runs a command, for the record of a pause: the login name, else the uid."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for the uid (containers)
-        return f"cli:uid {os.getuid()}"
-
-
 @sms.command("pause")
 @click.option("--agency", default=None, help="Only this agency (default: every agency).")
 @click.option("--reason", default=None, help="Why, shown to staff beside the pause.")
@@ -662,7 +652,10 @@ def sms_pause(ctx: Context, agency: str | None, reason: str | None) -> None:
     from patronlink.services.sms_pause import describe, pause_sending
 
     _ensure_schema(ctx)
-    change = pause_sending(ctx.db, agency, _operator(), system_clock, reason=reason)
+    actor = cli_actor()
+    change = pause_sending(
+        ctx.db, agency, f"cli:{actor.name}", system_clock, reason=reason, actor=actor
+    )
     state = "paused" if change.changed else "was paused already"
     click.echo(
         f"sending {state} for {describe(change.scope)}; {change.queued} text(s) held in the queue"
@@ -674,10 +667,12 @@ def sms_pause(ctx: Context, agency: str | None, reason: str | None) -> None:
 @pass_ctx
 def sms_resume(ctx: Context, agency: str | None) -> None:
     """Send again: end the pause of every agency (or of one, with --agency)."""
+    from patronlink.services.clock import system_clock
     from patronlink.services.sms_pause import describe, resume_sending
 
     _ensure_schema(ctx)
-    change = resume_sending(ctx.db, agency, _operator())
+    actor = cli_actor()
+    change = resume_sending(ctx.db, agency, f"cli:{actor.name}", system_clock, actor=actor)
     state = "resumed" if change.changed else "was not paused"
     click.echo(f"sending {state} for {describe(change.scope)}; {change.queued} text(s) queued")
     if change.still_paused:

@@ -118,11 +118,22 @@ def test_each_audited_action_leaves_its_entry(
         ["config", "apply", str(config)],
         ["token", "create", "--name", "cli-made"],
         ["sms", "cancel", str(fifth)],
+        ["sms", "pause", "--agency", A, "--reason", "gateway maintenance"],
+        ["sms", "resume", "--agency", A],
     ):
         result = runner.invoke(main, ["--database-url", url, *args])
         assert result.exit_code == 0, result.output
     cli = [e for e in entries(client, admin) if e["actor_kind"] == "cli"]
-    assert {e["action"] for e in cli} == {"config.apply", "token.create", "message.cancel"}
+    assert {e["action"] for e in cli} == {
+        "config.apply",
+        "token.create",
+        "message.cancel",
+        "sms.pause",
+        "sms.resume",
+    }
+    paused = next(e for e in cli if e["action"] == "sms.pause")
+    assert (paused["object_kind"], paused["object_id"], paused["agency_id"]) == ("sending", A, A)
+    assert paused["details"] == {"reason": "gateway maintenance"}
     applied = next(e for e in cli if e["action"] == "config.apply")
     assert applied["details"]["changes"] == [f"agency {B}: updated"]
     assert all(e["source"] for e in cli)

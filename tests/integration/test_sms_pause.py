@@ -66,7 +66,7 @@ def test_a_paused_agency_keeps_its_texts_queued_and_sends_them_on_resume(
         row = _status(db, message_id)
         # Held as queued: not claimed, so no lease and no attempt used.
         assert (row["status"], row["attempts"], row["lease_owner"]) == ("queued", 0, None)
-    resumed = resume_sending(db, A, "test")
+    resumed = resume_sending(db, A, "test", clock)
     assert resumed.changed
     assert resumed.still_paused == ()
     _dispatch(db, clock, gateway)
@@ -84,13 +84,13 @@ def test_a_pause_of_every_agency_holds_every_text_and_outlives_an_agencys_resume
     gateway = ScriptedGateway()
     _dispatch(db, clock, gateway)
     assert gateway.sent == []
-    everywhere = resume_sending(db, None, "test")
+    everywhere = resume_sending(db, None, "test", clock)
     assert everywhere.changed
     assert everywhere.still_paused == (B,)
     _dispatch(db, clock, gateway)
     assert [m.text for m in gateway.sent] == ["A"]
-    assert not resume_sending(db, None, "test").changed
-    resume_sending(db, B, "test")
+    assert not resume_sending(db, None, "test", clock).changed
+    resume_sending(db, B, "test", clock)
     _dispatch(db, clock, gateway)
     assert [m.text for m in gateway.sent] == ["A", "B"]
 

@@ -7,6 +7,8 @@ import re
 from importlib.resources import files
 
 from patronlink.domain.audit import ActorKind, AuditAction, ObjectKind
+from patronlink.domain.delivery import Delivery
+from patronlink.domain.import_records import Severity
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.domain.outbox import AttemptOutcome, MessageStatus
 from patronlink.domain.patron import PatronStatus
@@ -32,6 +34,8 @@ DYNAMIC: dict[str, list[str]] = {
     "object_": [k.value for k in ObjectKind],
     "actor_": [k.value for k in ActorKind],
     "token_state_": list(TOKEN_STATES),
+    "delivery_": [d.value for d in Delivery],
+    "severity_": [s.value for s in Severity],
 }
 
 

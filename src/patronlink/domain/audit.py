@@ -49,6 +49,8 @@ class AuditAction(enum.StrEnum):
     USER_RESET_PASSWORD = "user.reset_password"  # noqa: S105 - an action's name
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action's name
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 - an action's name
+    SMS_PAUSE = "sms.pause"
+    SMS_RESUME = "sms.resume"
 
 
 class ObjectKind(enum.StrEnum):
@@ -58,3 +60,4 @@ class ObjectKind(enum.StrEnum):
     CONFIGURATION = "configuration"
     STAFF_USER = "staff_user"
     TOKEN = "token"  # noqa: S105 - a kind of object
+    SENDING = "sending"  # an agency's outgoing texts, or every agency's ('*')

@@ -9,9 +9,10 @@ every worker and server sees it at its next claim, and it outlasts restarts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
+from patronlink.services import audit
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.storage.database import Database
@@ -19,11 +20,6 @@ from patronlink.storage.pauses import Pause
 from patronlink.storage.tables import PAUSE_EVERYWHERE
 
 log = logging.getLogger("patronlink.sms.pause")
-
-# Audit hook. There is no audit trail yet (issue 13 brings one); when it lands, pass its writer
-# here (or make this its default) so that every pause and resume is recorded with who did it.
-# Called inside the transaction that makes the change: (action, scope, by, reason).
-AuditHook = Callable[[str, str, str, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -45,14 +41,25 @@ def pause_sending(
     clock: Clock,
     *,
     reason: str | None = None,
-    audit: AuditHook | None = None,
+    actor: Actor = SYSTEM,
 ) -> PauseChange:
-    """Pause one agency (ISIL or number) or, with ``None``, every agency."""
+    """Pause one agency (ISIL or number) or, with ``None``, every agency; a pause that begins
+    is in the audit log."""
     with db.transaction() as repos:
         scope = PAUSE_EVERYWHERE if agency_ref is None else require_agency(repos, agency_ref).id
-        changed = repos.pauses.pause(scope, clock(), by, reason)
-        if changed and audit is not None:
-            audit("sms.pause", scope, by, reason)
+        now = clock()
+        changed = repos.pauses.pause(scope, now, by, reason)
+        if changed:
+            audit.record(
+                repos,
+                actor,
+                AuditAction.SMS_PAUSE,
+                ObjectKind.SENDING,
+                scope,
+                agency_id=None if scope == PAUSE_EVERYWHERE else scope,
+                at=now,
+                reason=reason,
+            )
         queued = repos.pauses.queued(None if scope == PAUSE_EVERYWHERE else scope)
     if changed:
         log.warning("sending paused for %s", describe(scope), extra={"by": by, "reason": reason})
@@ -63,16 +70,26 @@ def resume_sending(
     db: Database,
     agency_ref: str | None,
     by: str,
+    clock: Clock,
     *,
-    audit: AuditHook | None = None,
+    actor: Actor = SYSTEM,
 ) -> PauseChange:
     """End the pause of one agency or, with ``None``, the pause of every agency (pauses of
-    single agencies stay: they are named in ``still_paused``)."""
+    single agencies stay: they are named in ``still_paused``); an ended pause is in the audit
+    log."""
     with db.transaction() as repos:
         scope = PAUSE_EVERYWHERE if agency_ref is None else require_agency(repos, agency_ref).id
         ended = repos.pauses.resume(scope)
-        if ended is not None and audit is not None:
-            audit("sms.resume", scope, by, None)
+        if ended is not None:
+            audit.record(
+                repos,
+                actor,
+                AuditAction.SMS_RESUME,
+                ObjectKind.SENDING,
+                scope,
+                agency_id=None if scope == PAUSE_EVERYWHERE else scope,
+                at=clock(),
+            )
         queued = repos.pauses.queued(None if scope == PAUSE_EVERYWHERE else scope)
         still = tuple(p.scope for p in repos.pauses.list())
     if ended is not None:

@@ -336,12 +336,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "audit_user.reset_password": ("adgangskode nulstillet", "password reset"),
     "audit_token.create": ("API-nøgle oprettet", "API token created"),
     "audit_token.revoke": ("API-nøgle tilbagekaldt", "API token revoked"),
+    "audit_sms.pause": ("udsendelse sat på pause", "sending paused"),
+    "audit_sms.resume": ("udsendelse genoptaget", "sending resumed"),
     "object_message": ("besked", "message"),
     "object_patron": ("låner", "patron"),
     "object_import_source": ("importkilde", "import source"),
     "object_configuration": ("opsætning", "configuration"),
     "object_staff_user": ("bruger", "user"),
     "object_token": ("API-nøgle", "API token"),
+    "object_sending": ("udsendelse af SMS", "sending of texts"),
 }
 
 # Keys the templates build from a value, t("prefix" ~ value): every value each can take. A unit
