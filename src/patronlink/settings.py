@@ -103,7 +103,8 @@ class Settings(BaseSettings):
         ge=0,
         description="after a good login, the per-user limit spares that address this long",
     )
-    registration_failures_before_throttle: int = Field(default=10, ge=1)
+    # Generous: an Aleph client is often a library's web portal, one address for all patrons.
+    registration_failures_before_throttle: int = Field(default=30, ge=1)
     registration_throttle_seconds: int = Field(default=300, ge=1)
     metrics_token: SecretStr | None = Field(
         default=None,

@@ -114,6 +114,17 @@ def test_parallel_wrong_inbound_passwords_meet_the_limit(inbound_url: str) -> No
     assert inbound(inbound_url, OTHER_ADDRESS) == 200
 
 
+def test_a_burst_of_good_callbacks_is_not_throttled(inbound_url: str) -> None:
+    """Only guesses are counted: a provider that sends many good callbacks at once (after one
+    that verified the password) gets 200 for each, and a blocked address still gets 429."""
+    assert inbound(inbound_url) == 200
+    statuses = burst(lambda i: inbound(inbound_url, number=f"4000{i:04d}"), 40)
+    assert statuses == [200] * 40
+    for i in range(5):
+        assert inbound(inbound_url, password=f"guess-{i}") == 401
+    assert inbound(inbound_url) == 429
+
+
 def test_two_servers_on_one_database_share_the_count(
     db: Database, settings: Settings, clock: FrozenClock
 ) -> None:
@@ -140,7 +151,8 @@ def test_parallel_refused_registrations_meet_the_limit(
 ) -> None:
     apply_config(db, load_config(FIXTURES / "registration_spec_form.toml", {}), {}, clock)
     bad = b"post_xml=<not-a-patron/>"
-    with live_server(create_app(settings, db, clock)) as url:
+    ten = settings.model_copy(update={"registration_failures_before_throttle": 10})
+    with live_server(create_app(ten, db, clock)) as url:
 
         def put(_i: int) -> int:
             with client_from(url) as c:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from patronlink.domain.errors import NotFound, Unauthenticated
+from patronlink.domain.errors import Unauthenticated
 from patronlink.services.renew_by_sms import (
     InboundRequest,
     InboundResult,
@@ -97,7 +97,8 @@ def test_one_batch_gives_each_request_its_own_outcome(
     results = receive_inbound_batch(db, batch, passwords, clock)
     outcomes = [r.outcome if isinstance(r, InboundResult) else type(r) for r in results]
     assert sorted(outcomes[:2], key=str) == ["duplicate", "renewed"]  # once, whichever first
-    assert outcomes[2:] == ["unknown_number", "no_loans", Unauthenticated, NotFound]
+    # An unknown agency is refused as a wrong password is (issue 13: no agency enumeration).
+    assert outcomes[2:] == ["unknown_number", "no_loans", Unauthenticated, Unauthenticated]
     assert library.due_dates()["12345678"][1] == 1  # renewed once, not twice
     assert Counter(r["outcome"] for r in library.log()) == {
         "no_loans": 2,

@@ -84,7 +84,7 @@ def test_values_the_database_cannot_hold_are_422(
 def test_agency_ids_with_nul_are_unknown_agencies(client: httpx.Client) -> None:
     inbound = "user=sms&password=x&shortcode=1910&countrycode=45&number=52903991&text=a+forny+alle"
     response = client.get(f"/rest/DK%00/smsgateway?{inbound}")
-    assert response.status_code == 404
+    assert response.status_code == 401  # as a wrong password (issue 13: no agency enumeration)
     form = client.get("/rest-dlf/DK%00/patron/")
     assert form.status_code == 200
     assert "<reply-code>0000</reply-code>" not in form.text

@@ -114,3 +114,17 @@ def test_every_key_fits_the_table(user: str, address: str) -> None:
         key.encode("utf-8")  # no lone surrogate left
     other = throttle.keys(user + "x", address)
     assert other[0] != keys[0]
+
+
+def test_an_uncounted_attempt_is_refused_where_a_counted_one_would_be() -> None:
+    from patronlink.domain.throttle import refused_until
+
+    state = KeyState()
+    for _ in range(4):
+        state, _ = reserve(state, LIMIT, T0)
+    assert refused_until(state, LIMIT, T0) is None
+    state, _ = reserve(state, LIMIT, T0)  # the fifth: at the limit
+    assert refused_until(state, LIMIT, T0) == T0 + LIMIT.window
+    _, counted = reserve(state, LIMIT, T0)
+    assert counted is not None
+    assert refused_until(state, LIMIT, T0 + LIMIT.window) is None  # the window is over

@@ -73,6 +73,20 @@ def reserve(state: KeyState, limit: Limit, now: dt.datetime) -> tuple[KeyState, 
     return replace(state, count=count, window_start=start, strikes=strikes), None
 
 
+def refused_until(state: KeyState, limit: Limit, now: dt.datetime) -> dt.datetime | None:
+    """Until when one more attempt would be refused, without counting it (None: it would not).
+
+    For attempts that are not counted (a password already known to be right): they must not
+    get in where a counted one would be refused, or the answer would tell a guesser more.
+    """
+    if state.blocked(now):
+        return state.blocked_until
+    start = state.window_start
+    if start is not None and now - start < limit.window and state.count >= limit.failures:
+        return start + limit.window
+    return None
+
+
 def release(
     state: KeyState, *, success_resets: bool, now: dt.datetime, trust: dt.timedelta | None = None
 ) -> KeyState:

@@ -36,6 +36,7 @@ from patronlink.services.circulation import renewal_policy
 from patronlink.services.clock import Clock
 from patronlink.services.outbox import prepare
 from patronlink.services.secrets import VerifiedPasswords
+from patronlink.services.throttle import Throttle, Ticket, TooManyAttempts
 from patronlink.storage.database import Database, Repositories
 
 DUPLICATE_WINDOW = dt.timedelta(seconds=120)
@@ -55,6 +56,12 @@ class InboundRequest:
     # The caller proved the request came from the agency's provider another way (GatewayAPI's
     # JWT, checked in ``patronlink.web.provider_callbacks``): no integration user is checked.
     preauthenticated: bool = False
+    client: str = "unknown"  # the caller's address, for the login throttle
+
+    @property
+    def login_name(self) -> str:
+        """Who the throttle counts: user names are the agency's own ("sms" at many of them)."""
+        return f"{self.agency.strip().upper()}/{self.user}"
 
 
 @dataclass
@@ -135,7 +142,11 @@ def receive_inbound(
 
 
 def receive_inbound_batch(
-    db: Database, requests: list[InboundRequest], passwords: VerifiedPasswords, clock: Clock
+    db: Database,
+    requests: list[InboundRequest],
+    passwords: VerifiedPasswords,
+    clock: Clock,
+    throttle: Throttle | None = None,
 ) -> list[InboundResult | Exception]:
     """Handle several requests in one transaction: one commit (one wait for the disk) for all.
 
@@ -165,11 +176,29 @@ def receive_inbound_batch(
         if result is not None and not isinstance(result, _Unverified):
             out.append(result)
             continue
-        try:
-            out.append(receive_inbound(db, request, passwords, clock))
-        except Exception as exc:  # noqa: BLE001 - handed to that request's caller, raised there
-            out.append(exc)
+        out.append(_alone(db, request, passwords, clock, throttle))
     return out
+
+
+def _alone(
+    db: Database,
+    request: InboundRequest,
+    passwords: VerifiedPasswords,
+    clock: Clock,
+    throttle: Throttle | None,
+) -> InboundResult | Exception:
+    """One request on its own, reserved with the throttle before argon2 runs."""
+    ticket = throttle.reserve(request.login_name, request.client) if throttle else None
+    if ticket is not None and not isinstance(ticket, Ticket):
+        return TooManyAttempts(ticket.retry_after)
+    result: InboundResult | Exception
+    try:
+        result = receive_inbound(db, request, passwords, clock)
+    except Exception as exc:  # noqa: BLE001 - handed to that request's caller, raised there
+        result = exc
+    if throttle is not None and isinstance(ticket, Ticket):
+        throttle.settle(ticket, succeeded=not isinstance(result, Unauthenticated))
+    return result
 
 
 def _sender_key(request: InboundRequest) -> tuple[str, str]:

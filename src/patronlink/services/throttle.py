@@ -105,6 +105,14 @@ class Refused:
 Attempt = tuple[str | None, str]  # (user name or None, client address)
 
 
+class TooManyAttempts(Exception):
+    """An attempt refused by the throttle; the caller answers 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins; try again later")
+        self.retry_after = retry_after
+
+
 class Throttle:
     def __init__(self, db: Database, clock: Clock, policy: Policy) -> None:
         self._db = db
@@ -176,6 +184,44 @@ class Throttle:
         states.update(tentative)
         changed.update(tentative)
         return Ticket(pair, tuple(k for k in tentative if k != pair))
+
+    def refusals(self, attempts: Sequence[Attempt]) -> list[Refused | None]:
+        """Which attempts a counted attempt would be refused for now (a block, or a key whose
+        failures have reached the limit), counting nothing (one short transaction).
+
+        For callers that count only some attempts (``reserve``), but must refuse all of them
+        while blocked, so that a blocked guesser learns nothing from any answer.
+        """
+        if not attempts:
+            return []
+        now = self._clock()
+        wanted = [k for a in attempts for k in self.keys(*a) if k is not None]
+        with self._db.transaction() as repos:
+            states = ThrottleRepository(repos.conn).peek(wanted)
+        out: list[Refused | None] = []
+        for user, address in attempts:
+            pair, per_user, addr = self.keys(user, address)
+            pair_state = states.get(pair) if pair is not None else None
+            checked: list[tuple[str | None, Limit]] = [
+                (pair, self.policy.pair),
+                (addr, self.policy.address if pair is not None else self.policy.pair),
+            ]
+            if pair_state is None or not pair_state.trusted(now):
+                checked.append((per_user, self.policy.user))
+            until = max(
+                (
+                    u
+                    for k, limit in checked
+                    if k in states and (u := rule.refused_until(states[k], limit, now))
+                ),
+                default=None,
+            )
+            out.append(
+                None
+                if until is None
+                else Refused(until, max(1, math.ceil((until - now).total_seconds())))
+            )
+        return out
 
     def settle(self, ticket: Ticket, *, succeeded: bool) -> None:
         self.settle_many([(ticket, succeeded)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,16 +37,15 @@ class ThrottleRepository:
         found = self._conn.execute(
             select(t).where(t.c.key.in_(wanted)).order_by(t.c.key).with_for_update()
         )
-        return {
-            row.key: KeyState(
-                count=row._mapping["count"],  # .count is the tuple method
-                window_start=row.window_start,
-                blocked_until=row.blocked_until,
-                strikes=row.strikes,
-                trusted_until=row.trusted_until,
-            )
-            for row in found
-        }
+        return {row.key: _state(row) for row in found}
+
+    def peek(self, keys: Iterable[str]) -> dict[str, KeyState]:
+        """The state of the keys that have one, without locking or creating anything."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        found = self._conn.execute(select(t).where(t.c.key.in_(wanted)))
+        return {row.key: _state(row) for row in found}
 
     def save(self, key: str, state: KeyState, now: dt.datetime) -> None:
         self._conn.execute(
@@ -73,3 +73,13 @@ class ThrottleRepository:
             )
         )
         return int(result.rowcount or 0)
+
+
+def _state(row: Any) -> KeyState:
+    return KeyState(
+        count=row._mapping["count"],  # .count is the tuple method
+        window_start=row.window_start,
+        blocked_until=row.blocked_until,
+        strikes=row.strikes,
+        trusted_until=row.trusted_until,
+    )

@@ -8,6 +8,7 @@ text. The password arrives in the query string (the spec); the access log redact
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -18,7 +19,7 @@ from patronlink.domain.errors import NotFound, PermissionDenied, Unauthenticated
 from patronlink.services.clock import Clock
 from patronlink.services.renew_by_sms import InboundRequest, receive_inbound_batch
 from patronlink.services.secrets import VerifiedPasswords
-from patronlink.services.throttle import Refused, Throttle, Ticket
+from patronlink.services.throttle import Throttle, TooManyAttempts
 from patronlink.storage.database import Database
 
 router = APIRouter(tags=["sms gateway"])
@@ -46,8 +47,8 @@ class InboundBatcher:
     Each callback waits for its own result; the first waits for nobody. Under load the callbacks
     that queue up behind a batch share the next transaction, so a commit's wait for the disk, the
     trip to the thread and the credentials query are paid once per batch, not once per text.
-    The login throttle is reserved and settled for the whole batch too: one transaction before
-    the credentials are checked, one after for those that were right.
+    Blocks of the login throttle are looked up for the whole batch in one short transaction;
+    only the requests whose password needs argon2 are counted (the guesses among them).
     """
 
     def __init__(
@@ -101,36 +102,32 @@ class InboundBatcher:
     def _handle_batch(
         self, batch: list[tuple[InboundRequest, str, asyncio.Future[Outcome]]]
     ) -> list[Outcome | Exception]:
-        """In a worker thread: reserve the attempts, handle those let through, settle them."""
-        # The user names of integration users are the agency's own ("sms" at many of them).
-        attempts = [(f"{i.agency.strip().upper()}/{i.user}", address) for i, address, _ in batch]
-        tickets = self._throttle.reserve_many(attempts)
-        passed = [(i, t) for i, t in enumerate(tickets) if isinstance(t, Ticket)]
+        """In a worker thread: refuse what meets a block, handle the rest (each one that needs
+        argon2 is counted by the throttle before the check: ``receive_inbound_batch``)."""
+        requests = [replace(inbound, client=address) for inbound, address, _ in batch]
+        blocks = self._throttle.refusals([(r.login_name, r.client) for r in requests])
         out: list[Outcome | Exception] = [
-            (429, THROTTLED, t.retry_after) if isinstance(t, Refused) else (500, "", None)
-            for t in tickets
+            (429, THROTTLED, b.retry_after) if b is not None else (500, "", None) for b in blocks
         ]
+        passed = [i for i, b in enumerate(blocks) if b is None]
         if not passed:
             return out
         results = receive_inbound_batch(
-            self._db, [batch[i][0] for i, _ in passed], self._passwords, self._clock
+            self._db, [requests[i] for i in passed], self._passwords, self._clock, self._throttle
         )
-        settled: list[tuple[Ticket, bool]] = []
-        for (i, ticket), result in zip(passed, results, strict=True):
-            # Only a wrong user or password (or an unknown agency, which answers the same)
-            # stays counted; every other outcome means the credentials were right.
-            settled.append((ticket, not isinstance(result, Unauthenticated)))
+        for i, result in zip(passed, results, strict=True):
             if isinstance(result, Exception):
                 refusal = _refusal(result)
                 out[i] = result if refusal is None else refusal
             else:
                 out[i] = (200, "", None)
-        self._throttle.settle_many(settled)
         return out
 
 
 def _refusal(exc: Exception) -> Outcome | None:
     """The HTTP status and message of a refused request; None for a failure (a 500)."""
+    if isinstance(exc, TooManyAttempts):
+        return 429, THROTTLED, exc.retry_after
     if isinstance(exc, Unauthenticated):
         return 401, "wrong user or password", None
     if isinstance(exc, NotFound):
