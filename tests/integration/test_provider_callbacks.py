@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -323,6 +324,32 @@ def test_a_report_before_the_send_outcome_is_kept(server: Server) -> None:
     server.record_sent(message_id)  # the dispatcher's batch commits after the report
     row = server.message(message_id)
     assert (row["status"], row["delivery"]) == ("sent", "delivered")
+
+
+def test_parallel_guesses_are_throttled_and_a_providers_burst_is_not(server: Server) -> None:
+    # Issue 13's attack on the new endpoints: 30 guesses at once at LINK's Basic credentials
+    # from one address. A guess is counted before its argon2 check, so no more than the limit
+    # (5 for one user at one address) reach the check; the rest answer 429.
+    server.use("linkmobility")
+    texts = [server.sent_text() for _ in range(24)]
+    assert link_dlr(server, with_ref(LINK_DELIVERED, texts[0])).status_code == 200
+
+    def report(message_id: int) -> int:
+        return link_dlr(server, with_ref(LINK_DELIVERED, message_id)).status_code
+
+    def guess(n: int) -> int:
+        return link_dlr(server, LINK_DELIVERED, basic(password=f"guess-{n}")).status_code
+
+    with ThreadPoolExecutor(12) as pool:  # a provider's burst of good reports: never throttled
+        assert list(pool.map(report, texts[1:])) == [200] * 23
+    with ThreadPoolExecutor(15) as pool:
+        answers = list(pool.map(guess, range(30)))
+    assert sorted(set(answers)) == [401, 429]
+    assert answers.count(401) == 5, answers
+    # The same user's inbound texts from this address are refused while the block lasts.
+    mo = httpx.post(f"{server.url}/sms/mo/linkmobility/{AGENCY}", content=b"{}", headers=basic())
+    assert mo.status_code == 429
+    assert int(mo.headers["Retry-After"]) > 0
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from patronlink.domain.errors import NotFound, Unauthenticated, ValidationError
 from patronlink.services.clock import Clock
 from patronlink.services.gateway_config import sms_settings
 from patronlink.services.secrets import VerifiedPasswords, constant_time_equals, resolve
+from patronlink.services.throttle import Refused, Throttle, Ticket, TooManyAttempts
 from patronlink.storage.database import Database, Repositories
 
 log = logging.getLogger("patronlink.delivery")
@@ -50,8 +51,20 @@ def callback_agency(db: Database, agency_ref: str) -> CallbackAgency:
     return CallbackAgency(agency, sms_settings(settings), dict(settings))
 
 
+def login_name(agency_ref: str, username: str) -> str:
+    """Who the login throttle counts, as for ``/rest/{agencyId}/smsgateway`` (user names are
+    the agency's own: "sms" at many of them)."""
+    return f"{agency_ref.strip().upper()}/{username}"
+
+
 def check_integration_user(
-    db: Database, passwords: VerifiedPasswords, agency_ref: str, username: str, password: str
+    db: Database,
+    passwords: VerifiedPasswords,
+    agency_ref: str,
+    username: str,
+    password: str,
+    throttle: Throttle | None = None,
+    client: str = "unknown",
 ) -> CallbackAgency:
     """The agency, if ``username``/``password`` is one of its integration users.
 
@@ -59,15 +72,31 @@ def check_integration_user(
     agency pays the same argon2 check against a dummy hash, so neither the answer nor its time
     tells which agencies exist. argon2 runs outside any transaction (``VerifiedPasswords``
     remembers recent successes).
+
+    With ``throttle``: a caller that meets a block gets ``TooManyAttempts``; a password verified
+    lately is not counted (a provider's burst of good calls is never throttled); any other is
+    reserved with the throttle before argon2 runs and given back when it was right, so parallel
+    guesses cannot slip past the limit together.
     """
+    login = login_name(agency_ref, username)
+    if throttle is not None:
+        blocked = throttle.refusals([(login, client)])[0]
+        if blocked is not None:
+            raise TooManyAttempts(blocked.retry_after)
     with db.transaction() as repos:
         found = repos.agencies.with_credentials(agency_ref, username)
-    if found is None:
-        passwords.verify(None, password)
-        raise Unauthenticated("wrong user or password")
-    agency, settings, stored = found
-    if not passwords.verify(stored, password):
-        raise Unauthenticated("wrong user or password")
+    stored = found[2] if found is not None else None
+    if found is None or not passwords.remembered(stored, password):
+        ticket = throttle.reserve(login, client) if throttle is not None else None
+        if isinstance(ticket, Refused):
+            raise TooManyAttempts(ticket.retry_after)
+        right = passwords.verify(stored, password) and found is not None
+        if throttle is not None and isinstance(ticket, Ticket):
+            throttle.settle(ticket, succeeded=right)
+        if not right:
+            raise Unauthenticated("wrong user or password")
+    assert found is not None
+    agency, settings, _ = found
     return CallbackAgency(agency, sms_settings(settings), dict(settings))
 
 
@@ -101,6 +130,11 @@ class ReportCall:
     provider: str
     read: ReadReport
     credentials: tuple[str, str] | None = None
+    client: str = "unknown"  # the caller's address, for the login throttle
+
+    @property
+    def login(self) -> str | None:
+        return login_name(self.agency_ref, self.credentials[0]) if self.credentials else None
 
 
 # (agency id, applied | ignored | unknown, the report's delivery state)
@@ -114,7 +148,11 @@ class _Unverified(Exception):
 
 
 def receive_report_batch(
-    db: Database, passwords: VerifiedPasswords, calls: Sequence[ReportCall], clock: Clock
+    db: Database,
+    passwords: VerifiedPasswords,
+    calls: Sequence[ReportCall],
+    clock: Clock,
+    throttle: Throttle | None = None,
 ) -> list[Outcome | Exception]:
     """Handle several calls in one transaction: one commit for all of them.
 
@@ -156,12 +194,7 @@ def receive_report_batch(
     out: list[Outcome | Exception] = []
     for call, result in zip(calls, results, strict=True):
         if isinstance(result, _Unverified):
-            assert call.credentials is not None
-            if not passwords.verify(result.stored, call.credentials[1]):
-                out.append(Unauthenticated("wrong user or password"))
-                continue
-            retried = receive_report_batch(db, passwords, [call], clock)[0]
-            out.append(retried if not isinstance(retried, _Unverified) else Unauthenticated(""))
+            out.append(_verified_alone(db, passwords, call, result.stored, clock, throttle))
             continue
         assert result is not None
         out.append(result)
@@ -172,6 +205,30 @@ def receive_report_batch(
                 extra={"provider": call.provider, "agency": result[0]},
             )
     return out
+
+
+def _verified_alone(
+    db: Database,
+    passwords: VerifiedPasswords,
+    call: ReportCall,
+    stored: str | None,
+    clock: Clock,
+    throttle: Throttle | None,
+) -> Outcome | Exception:
+    """A call whose password needs argon2: reserved with the throttle before the check (a
+    guess is counted even while its check runs), given back when it was right, then handled."""
+    assert call.credentials is not None
+    assert call.login is not None
+    ticket = throttle.reserve(call.login, call.client) if throttle is not None else None
+    if isinstance(ticket, Refused):
+        return TooManyAttempts(ticket.retry_after)
+    right = passwords.verify(stored, call.credentials[1])
+    if throttle is not None and isinstance(ticket, Ticket):
+        throttle.settle(ticket, succeeded=right)
+    if not right:
+        return Unauthenticated("wrong user or password")
+    retried = receive_report_batch(db, passwords, [call], clock)[0]
+    return retried if not isinstance(retried, _Unverified) else Unauthenticated("")
 
 
 def _lookup(

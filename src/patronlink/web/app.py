@@ -156,5 +156,7 @@ def _install_callbacks(
     # Provider callbacks: gateway secrets written as ${VAR} resolve from here.
     app.state.environ = os.environ
     app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
-    app.state.report_batcher = ReportBatcher(db, app.state.passwords, clock)
+    app.state.report_batcher = ReportBatcher(
+        db, app.state.passwords, clock, app.state.inbound_throttle
+    )
     metrics.registry.register(DeliveryCollector(db))

@@ -54,7 +54,7 @@ from patronlink.services.delivery_reports import (
 )
 from patronlink.services.renew_by_sms import InboundRequest
 from patronlink.services.secrets import VerifiedPasswords
-from patronlink.services.throttle import Refused, Throttle
+from patronlink.services.throttle import Refused, Throttle, TooManyAttempts
 from patronlink.storage.database import Database
 from patronlink.web.sms_gateway import THROTTLED, InboundBatcher
 
@@ -95,10 +95,13 @@ class ReportBatcher:
     per report, 0.41 batched; SQLite 0.47 and 0.40, within that machine's noise.
     """
 
-    def __init__(self, db: Database, passwords: VerifiedPasswords, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, passwords: VerifiedPasswords, clock: Clock, throttle: Throttle
+    ) -> None:
         self._db = db
         self._passwords = passwords
         self._clock = clock
+        self._throttle = throttle
         self._pending: list[tuple[ReportCall, asyncio.Future[Outcome | Exception]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -115,9 +118,7 @@ class ReportBatcher:
             del self._pending[:MAX_BATCH]
             calls = [call for call, _ in batch]
             try:
-                results = await anyio.to_thread.run_sync(
-                    receive_report_batch, self._db, self._passwords, calls, self._clock
-                )
+                results = await anyio.to_thread.run_sync(self._handle_batch, calls)
             except asyncio.CancelledError:  # shutting down: nobody is left to answer
                 for _, future in batch + self._pending:
                     future.cancel()
@@ -131,6 +132,22 @@ class ReportBatcher:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    def _handle_batch(self, calls: list[ReportCall]) -> list[Outcome | Exception]:
+        """In a worker thread: refuse the calls that meet a block (one peek for the batch),
+        handle the rest; a password that needs argon2 is counted before its check."""
+        blocks = self._throttle.refusals([(call.login, call.client) for call in calls])
+        out: list[Outcome | Exception] = [
+            TooManyAttempts(b.retry_after) if b is not None else ValidationError("") for b in blocks
+        ]
+        passed = [i for i, b in enumerate(blocks) if b is None]
+        if passed:
+            results = receive_report_batch(
+                self._db, self._passwords, [calls[i] for i in passed], self._clock, self._throttle
+            )
+            for i, result in zip(passed, results, strict=True):
+                out[i] = result
+        return out
 
 
 def _plain(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -166,6 +183,10 @@ def _throttle(request: Request) -> Throttle:
     return throttle
 
 
+def _too_many(retry_after: int) -> Response:
+    return _plain(429, THROTTLED, {"Retry-After": str(retry_after)})
+
+
 async def _unauthorised(
     request: Request, throttle: Throttle, scheme: str, user: str | None = None
 ) -> _Refused:
@@ -173,7 +194,7 @@ async def _unauthorised(
     429 once the caller is throttled."""
     ticket = await anyio.to_thread.run_sync(throttle.reserve, user, _client(request))
     if isinstance(ticket, Refused):
-        return _Refused(_plain(429, THROTTLED, {"Retry-After": str(ticket.retry_after)}))
+        return _Refused(_too_many(ticket.retry_after))
     return _Refused(_plain(401, WRONG_CREDENTIALS, {"WWW-Authenticate": scheme}))
 
 
@@ -214,9 +235,13 @@ async def _integration_user(request: Request, agency_id: str) -> CallbackAgency:
             request.app.state.passwords,
             agency_id,
             *credentials,
+            throttle,
+            _client(request),
         )
-    except (NotFound, Unauthenticated) as exc:
-        raise await _unauthorised(request, throttle, _BASIC, credentials[0]) from exc
+    except TooManyAttempts as exc:
+        raise _Refused(_too_many(exc.retry_after)) from exc
+    except (NotFound, Unauthenticated) as exc:  # counted by the throttle already
+        raise _Refused(_plain(401, WRONG_CREDENTIALS, {"WWW-Authenticate": _BASIC})) from exc
     return found
 
 
@@ -263,6 +288,9 @@ def _merged(body: Any, claims: dict[str, Any]) -> Any:
 async def _gatewayapi_claims(request: Request, agency_id: str) -> tuple[CallbackAgency, Any]:
     """GatewayAPI MO: the agency and the call's data, once the JWT verifies with its secret."""
     throttle = _throttle(request)
+    blocked = (await anyio.to_thread.run_sync(throttle.refusals, [(None, _client(request))]))[0]
+    if blocked is not None:
+        raise _Refused(_too_many(blocked.retry_after))
     found = await _agency(request, agency_id, "JWT")
     token = request.headers.get(SIGNATURE_HEADER, "")
     try:
@@ -276,9 +304,13 @@ async def _report(request: Request, call: ReportCall, scheme: str) -> Response:
     """Hand ``call`` to the batcher and answer as its result says."""
     batcher: ReportBatcher = request.app.state.report_batcher
     result = await batcher.handle(call)
+    if isinstance(result, TooManyAttempts):
+        return _too_many(result.retry_after)
     if isinstance(result, NotFound | Unauthenticated):
-        user = call.credentials[0] if call.credentials else None
-        return (await _unauthorised(request, _throttle(request), scheme, user)).response
+        if call.credentials:  # a password: the batch counted it with the throttle already
+            return _plain(401, WRONG_CREDENTIALS, {"WWW-Authenticate": scheme})
+        # A signature (HMAC, JWT) cannot be guessed, but a caller trying is still counted.
+        return (await _unauthorised(request, _throttle(request), scheme)).response
     if isinstance(result, ValidationError):
         return _plain(400, str(result))
     if isinstance(result, Exception):
@@ -334,7 +366,7 @@ async def linkmobility_dlr(
             raise ValidationError("the body is not JSON")
         return linkmobility_report(body)
 
-    call = ReportCall(agency_id, "linkmobility", read, credentials)
+    call = ReportCall(agency_id, "linkmobility", read, credentials, _client(request))
     return await _report(request, call, _BASIC)
 
 
@@ -356,7 +388,9 @@ async def kannel_dlr(
         check_kannel_signature(found, int(message_id), params.get("sig", ""), environ)
         return kannel_report(int(message_id), params)
 
-    return await _report(request, ReportCall(agency_id, "kannel", read), "HMAC")
+    return await _report(
+        request, ReportCall(agency_id, "kannel", read, client=_client(request)), "HMAC"
+    )
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -390,7 +424,8 @@ async def gatewayapi_dlr(
             raise ValidationError("the body is not JSON") from exc
         return gatewayapi_report(_merged(body, claims))
 
-    return await _report(request, ReportCall(agency_id, "gatewayapi", read), "JWT")
+    call = ReportCall(agency_id, "gatewayapi", read, client=_client(request))
+    return await _report(request, call, "JWT")
 
 
 async def _renew(request: Request, inbound: InboundRequest) -> Response:
