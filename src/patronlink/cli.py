@@ -965,7 +965,9 @@ def user_create(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    created = create_staff_user(ctx.db, username, password, agency, system_clock, language=language)
+    created = create_staff_user(
+        ctx.db, username, password, agency, system_clock, language=language, actor=cli_actor()
+    )
     scope = created.agency_id or "every agency (administrator)"
     click.echo(f"created staff user {created.username} for {scope}")
 
@@ -1012,7 +1014,7 @@ def user_disable(ctx: Context, username: str) -> None:
     from patronlink.services.staff_users import disable_staff_user
 
     _ensure_schema(ctx)
-    ended = disable_staff_user(ctx.db, username, system_clock)
+    ended = disable_staff_user(ctx.db, username, system_clock, actor=cli_actor())
     click.echo(f"disabled staff user {username}; ended {ended} session(s)")
 
 
@@ -1021,10 +1023,11 @@ def user_disable(ctx: Context, username: str) -> None:
 @pass_ctx
 def user_enable(ctx: Context, username: str) -> None:
     """Let a disabled user log in again."""
+    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import enable_staff_user
 
     _ensure_schema(ctx)
-    enable_staff_user(ctx.db, username)
+    enable_staff_user(ctx.db, username, system_clock, actor=cli_actor())
     click.echo(f"enabled staff user {username}")
 
 
@@ -1036,6 +1039,7 @@ def user_enable(ctx: Context, username: str) -> None:
 @pass_ctx
 def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> None:
     """Give the user a new password (asked for) and end every session of theirs."""
+    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import reset_staff_password
 
     _ensure_schema(ctx)
@@ -1043,7 +1047,7 @@ def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> No
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    ended = reset_staff_password(ctx.db, username, password)
+    ended = reset_staff_password(ctx.db, username, password, system_clock, actor=cli_actor())
     click.echo(f"new password for staff user {username}; ended {ended} session(s)")
 
 

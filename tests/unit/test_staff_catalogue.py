@@ -16,6 +16,7 @@ from patronlink.domain.patron_lifecycle import LifecycleAction
 from patronlink.web.staff.i18n import (
     IMPORT_CHANGES,
     INBOUND_OUTCOMES,
+    LANGUAGES,
     TEXTS,
     TOKEN_STATES,
 )
@@ -36,6 +37,7 @@ DYNAMIC: dict[str, list[str]] = {
     "token_state_": list(TOKEN_STATES),
     "delivery_": [d.value for d in Delivery],
     "severity_": [s.value for s in Severity],
+    "language_": list(LANGUAGES),
 }
 
 

@@ -1,11 +1,19 @@
 """Staff users of the web UI: create, list, disable and enable them, check a login, reset a
-password (which ends the user's sessions), remember the chosen language."""
+password (which ends the user's sessions), remember the chosen language.
+
+Creating, disabling, enabling and resetting a password are audited in the transaction that makes
+the change, named by the ``actor`` (the CLI's operator or the administrator in the staff UI).
+"""
 
 from __future__ import annotations
 
 import re
+import secrets
 
+from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
 from patronlink.domain.errors import Conflict, NotFound, ValidationError
+from patronlink.domain.paging import Paged
+from patronlink.services import audit
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.services.secrets import hash_password, verify_password
@@ -26,6 +34,7 @@ def create_staff_user(
     clock: Clock,
     *,
     language: str = "da",
+    actor: Actor = SYSTEM,
 ) -> StaffUser:
     """A user of one agency, or an administrator of all when ``agency_ref`` is None."""
     username = username.strip()
@@ -43,7 +52,19 @@ def create_staff_user(
         users = StaffUserRepository(repos.conn)
         if users.exists(username):
             raise Conflict(f"staff user {username!r} exists already")
-        user_id = users.add(username, password_hash, agency_id, language, clock())
+        now = clock()
+        user_id = users.add(username, password_hash, agency_id, language, now)
+        audit.record(
+            repos,
+            actor,
+            AuditAction.USER_CREATE,
+            ObjectKind.STAFF_USER,
+            username,
+            agency_id=agency_id,
+            at=now,
+            administrator=agency_id is None,
+            language=language,
+        )
     return StaffUser(user_id, username, agency_id, language)
 
 
@@ -76,29 +97,65 @@ def list_staff_users(db: Database, limit: int, offset: int = 0) -> list[StaffUse
         return StaffUserRepository(repos.conn).listing(limit, offset)
 
 
-def _require(users: StaffUserRepository, username: str) -> int:
-    user_id = users.id_of(username.strip())
-    if user_id is None:
+def page_staff_users(db: Database, limit: int, offset: int = 0) -> Paged[StaffUserRow]:
+    """One page of users by name, with the total for "1-100 of 117"."""
+    with db.transaction() as repos:
+        users = StaffUserRepository(repos.conn)
+        return Paged(users.listing(limit, offset), users.count(), offset, limit)
+
+
+def new_password() -> str:
+    """A password an administrator hands on (shown once): 96 random bits, 16 characters."""
+    return secrets.token_urlsafe(12)
+
+
+def _require(users: StaffUserRepository, username: str) -> StaffUser:
+    found = users.credentials(username.strip())
+    if found is None:
         raise NotFound(f"staff user {username!r} does not exist")
-    return user_id
+    return found[0]
 
 
-def disable_staff_user(db: Database, username: str, clock: Clock) -> int:
+def disable_staff_user(db: Database, username: str, clock: Clock, *, actor: Actor) -> int:
     """Refuse the user's logins from now on and end their sessions; how many were ended."""
+    now = clock()
     with db.transaction() as repos:
         users = StaffUserRepository(repos.conn)
-        user_id = _require(users, username)
-        users.set_disabled(user_id, clock())
-        return StaffSessionRepository(repos.conn).delete_for_user(user_id)
+        user = _require(users, username)
+        users.set_disabled(user.id, now)
+        ended = StaffSessionRepository(repos.conn).delete_for_user(user.id)
+        audit.record(
+            repos,
+            actor,
+            AuditAction.USER_DISABLE,
+            ObjectKind.STAFF_USER,
+            user.username,
+            agency_id=user.agency_id,
+            at=now,
+            sessions_ended=ended,
+        )
+        return ended
 
 
-def enable_staff_user(db: Database, username: str) -> None:
+def enable_staff_user(db: Database, username: str, clock: Clock, *, actor: Actor) -> None:
     with db.transaction() as repos:
         users = StaffUserRepository(repos.conn)
-        users.set_disabled(_require(users, username), None)
+        user = _require(users, username)
+        users.set_disabled(user.id, None)
+        audit.record(
+            repos,
+            actor,
+            AuditAction.USER_ENABLE,
+            ObjectKind.STAFF_USER,
+            user.username,
+            agency_id=user.agency_id,
+            at=clock(),
+        )
 
 
-def reset_staff_password(db: Database, username: str, password: str) -> int:
+def reset_staff_password(
+    db: Database, username: str, password: str, clock: Clock, *, actor: Actor
+) -> int:
     """A new password; every session of the user ends (how many were ended)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
@@ -107,6 +164,18 @@ def reset_staff_password(db: Database, username: str, password: str) -> int:
     password_hash = hash_password(password)  # slow on purpose: outside the transaction
     with db.transaction() as repos:
         users = StaffUserRepository(repos.conn)
-        user_id = _require(users, username)
-        users.set_password_hash(user_id, password_hash)
-        return StaffSessionRepository(repos.conn).delete_for_user(user_id)
+        user = _require(users, username)
+        users.set_password_hash(user.id, password_hash)
+        ended = StaffSessionRepository(repos.conn).delete_for_user(user.id)
+        # The password itself never reaches the log (audit.record drops such keys as well).
+        audit.record(
+            repos,
+            actor,
+            AuditAction.USER_RESET_PASSWORD,
+            ObjectKind.STAFF_USER,
+            user.username,
+            agency_id=user.agency_id,
+            at=clock(),
+            sessions_ended=ended,
+        )
+        return ended

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from patronlink.storage.tables import staff_users
 
@@ -102,6 +102,9 @@ class StaffUserRepository:
             StaffUserRow(r.id, r.username, r.agency_id, r.language, r.created_at, r.disabled_at)
             for r in rows
         ]
+
+    def count(self) -> int:
+        return int(self._conn.execute(select(func.count()).select_from(staff_users)).scalar_one())
 
     def set_disabled(self, user_id: int, when: dt.datetime | None) -> None:
         self._conn.execute(

@@ -24,6 +24,7 @@ from patronlink.web.staff import (
     patron_actions,
     patrons,
     tokens,
+    users,
 )
 from patronlink.web.staff.pages import (
     CsrfRefused,
@@ -48,6 +49,7 @@ for module in (
     patron_actions,
     audit,
     tokens,
+    users,
 ):
     router.include_router(module.router)
 

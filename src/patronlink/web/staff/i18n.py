@@ -289,6 +289,44 @@ TEXTS: dict[str, tuple[str, str]] = {
     "token_state_active": ("aktiv", "active"),
     "token_state_expired": ("udløbet", "expired"),
     "token_state_revoked": ("tilbagekaldt", "revoked"),
+    # staff users (issue 18)
+    "staff_users": ("Brugere", "Staff users"),
+    "create_user": ("Opret bruger", "Create user"),
+    "user_admin_scope": ("Administrator (alle biblioteker)", "Administrator (all libraries)"),
+    "user_scope_required": (
+        "Vælg brugerens bibliotek, eller administrator.",
+        "Choose the user's library, or administrator.",
+    ),
+    "user_password_hint": (
+        "Mindst 10 tegn; tom: en ny adgangskode vælges og vises én gang.",
+        "At least 10 characters; empty: a new password is chosen and shown once.",
+    ),
+    "user_password_optional": ("ny adgangskode (valgfri)", "new password (optional)"),
+    "user_password_shown": (
+        "Den nye adgangskode til {name} vises kun denne ene gang. Giv den videre nu:",
+        "The new password of {name} is shown only this once. Pass it on now:",
+    ),
+    "user_created": ("Brugeren {name} er oprettet.", "User {name} is created."),
+    "user_disabled": (
+        "Brugeren {name} er spærret; {sessions} session(er) afsluttet.",
+        "User {name} is disabled; {sessions} session(s) ended.",
+    ),
+    "user_enabled": ("Brugeren {name} kan logge ind igen.", "User {name} can log in again."),
+    "user_password_set": (
+        "Brugeren {name} har en ny adgangskode; {sessions} session(er) afsluttet.",
+        "User {name} has a new password; {sessions} session(s) ended.",
+    ),
+    "user_disable_self": (
+        "Du kan ikke spærre dig selv.",
+        "You cannot disable yourself.",
+    ),
+    "user_is_enabled": ("aktiv", "enabled"),
+    "user_is_disabled": ("spærret siden", "disabled since"),
+    "enable_user": ("Genåbn", "Enable"),
+    "disable_user": ("Spær", "Disable"),
+    "reset_password": ("Nulstil adgangskode", "Reset password"),
+    "language_da": ("dansk", "Danish"),
+    "language_en": ("engelsk", "English"),
     # values shown in tables (issue 18): one key per value, see DYNAMIC below
     "inbound_outcome_renewed": ("fornyet", "renewed"),
     "inbound_outcome_nothing_renewed": ("intet fornyet", "nothing renewed"),
