@@ -35,7 +35,7 @@ from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 40  # per operation and mode
+EXAMPLES = 20  # per operation and mode: every operation is covered, in about a minute
 SEED = 8
 CHECKS = [
     not_a_server_error,
