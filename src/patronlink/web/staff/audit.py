@@ -9,25 +9,14 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from patronlink.domain.audit import AuditAction, ObjectKind
-from patronlink.domain.errors import ValidationError
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import audit
 from patronlink.storage.audit import AuditFilter
-from patronlink.web.staff.pages import AdminDep, Page
+from patronlink.web.staff.pages import AdminDep, local_day
 
 router = APIRouter(prefix="/staff")
 PAGE_SIZE = 100
 Text = Annotated[str, Query(max_length=200)]
-
-
-def _day(value: str, page: Page, field: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
-    return dt.datetime.combine(day, dt.time(), page.zone)
 
 
 @router.get("/audit")
@@ -44,14 +33,14 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE,
 ) -> Response:
     scope = page.agency_scope(agency)
-    until_day = _day(until, page, "until")
+    until_day = local_day(until, page, "until")
     f = AuditFilter(
         agency_id=scope,
         actor=actor.strip() or None,
         actions=(AuditAction(action),) if action in set(AuditAction) else (),
         object_kind=ObjectKind(object_kind) if object_kind in set(ObjectKind) else None,
         object_id=object_id.strip() or None,
-        since=_day(since, page, "since"),
+        since=local_day(since, page, "since"),
         until=until_day + dt.timedelta(days=1) if until_day else None,  # the day is included
     )
     paged = audit.search(page.db, f, limit, offset)

@@ -10,28 +10,16 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from patronlink.domain.delivery import Delivery
-from patronlink.domain.errors import ValidationError
 from patronlink.domain.outbox import MessageStatus
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
 from patronlink.storage.outbox import MessageFilter
 from patronlink.storage.overview import OverviewQueries
-from patronlink.web.staff.pages import FormDep, Page, StaffDep, safe_next
+from patronlink.web.staff.pages import FormDep, Page, StaffDep, local_day, safe_next
 
 router = APIRouter(prefix="/staff")
 PAGE_SIZE = 100
 Text = Annotated[str, Query(max_length=40)]
-
-
-def _day(value: str, page: Page, field: str) -> dt.datetime | None:
-    """Midnight of a YYYY-MM-DD day in the reader's time zone."""
-    if not value:
-        return None
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
-    return dt.datetime.combine(day, dt.time(), page.zone)
 
 
 Offset = Annotated[int, Query(ge=0, le=2**62)]
@@ -40,12 +28,12 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 def _error_filter(page: Page, agency: str, since: str, until: str, code: str) -> MessageFilter:
     """The error queue narrowed as the page's filter form says (the same for list and retry)."""
-    until_day = _day(until, page, "until")
+    until_day = local_day(until, page, "until")
     return MessageFilter(
         agency_id=page.agency_scope(agency),
         statuses=(MessageStatus.ERROR,),
         code=code.strip() or None,
-        since=_day(since, page, "since"),
+        since=local_day(since, page, "since"),
         until=until_day + dt.timedelta(days=1) if until_day else None,  # the day is included
     )
 

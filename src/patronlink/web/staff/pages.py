@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
 from patronlink.domain.audit import Actor, ActorKind
-from patronlink.domain.errors import NotFound
+from patronlink.domain.errors import NotFound, ValidationError
 from patronlink.domain.paging import Paged
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
@@ -194,6 +194,17 @@ class Page:
             known = [agency] if agency else repos.agencies.list()
         country = known[0].country_code if known else "45"
         return phone.normalise(text, country, field="number")
+
+
+def local_day(value: str, page: Page, field: str) -> dt.datetime | None:
+    """Midnight of a YYYY-MM-DD day in the reader's time zone; None for an empty field."""
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
+    return dt.datetime.combine(day, dt.time(), page.zone)
 
 
 def safe_next(value: str | None, default: str = "/staff") -> str:
