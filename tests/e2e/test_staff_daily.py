@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
-from patronlink.domain.errors import PermanentGatewayError
+from patronlink.domain.errors import PermanentGatewayError, TemporaryGatewayError
 from patronlink.services.clock import system_clock
 from patronlink.services.outbox import queue_sms
 from patronlink.settings import Settings
@@ -121,3 +122,35 @@ def test_a_patron_approved_blocked_and_a_token_revoked_in_the_browser(
     assert "patron approved" in log
     assert "patron blocked" in log
     assert "reason: lost card" in log
+
+
+def test_a_failing_gateway_is_a_banner_on_the_dashboard_until_it_recovers(
+    staff: Staff, db: Database
+) -> None:
+    down = ScriptedGateway(TemporaryGatewayError("HTTP 503", http_status=503))
+    for i in range(4):
+        queue_sms(db, A, "52903991", f"t{i}", system_clock)
+    asyncio.run(Dispatcher(db, system_clock, down.factory, environ=ENVIRON).run(once=True))
+    staff.log_in("anna")
+    staff.open("/staff")
+    banner = staff.driver.find_element(By.ID, f"alert-gateway-{A}")
+    assert banner.is_displayed()
+    assert "is failing: 4 attempts in the last 15 minutes" in banner.text
+    # It recovers: one text goes out (the retries above are due later), and the banner goes.
+    queue_sms(db, A, "52903991", "recovered", system_clock)
+    asyncio.run(
+        Dispatcher(db, system_clock, ScriptedGateway().factory, environ=ENVIRON).run(once=True)
+    )
+    staff.open("/staff")
+    assert not staff.driver.find_elements(By.ID, f"alert-gateway-{A}")
+
+
+def test_the_api_docs_render_from_the_installed_assets(staff: Staff) -> None:
+    # Chromium here reaches no network: Swagger UI renders only from the package's own files.
+    staff.driver.get(f"{staff.base}/docs")
+    WebDriverWait(staff.driver, 20).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) > 10,
+        "Swagger UI never listed the operations",
+    )
+    paths = staff.driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    assert any("/rest-dlf/patron" in p.text for p in paths)

@@ -95,7 +95,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
-        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
+        docs_url=None,  # served below from the installed Swagger UI files, not a CDN
         title="patronlink",
         version=__version__,
         description="Patron services for library systems: the staff API, the SMS gateway "

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 ASSETS = "/docs/assets"
+# Swagger UI 5 (it reads the OpenAPI 3.1 that FastAPI writes; the 4.x of swagger-ui-bundle could
+# not, and showed "Unable to render this definition"), as fastapi-offline installs it.
+ASSET_DIR = str(files("fastapi_offline").joinpath("static"))
 
 
 def install_docs(app: FastAPI) -> None:
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+    app.mount(ASSETS, StaticFiles(directory=ASSET_DIR), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -21,5 +25,5 @@ def install_docs(app: FastAPI) -> None:
             title=f"{app.title} API",
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
         )
