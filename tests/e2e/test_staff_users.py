@@ -4,42 +4,19 @@ browser and site as ``test_staff_daily``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from patronlink.services.clock import system_clock
-from patronlink.settings import Settings
-from patronlink.storage.database import Database
-from patronlink.web.app import create_app
-from tests.conftest import FrozenClock
+from tests.e2e.test_staff_daily import staff  # noqa: F401 - the site with its users, in Chromium
 from tests.e2e.test_staff_ui import Staff, browser  # noqa: F401 - the module's browser fixture
-from tests.support.live_server import live_server
-from tests.support.staff_site import add_users, configure
 
 COOKIE = "patronlink_staff"
 
 
-@pytest.fixture
-def staff(
-    db: Database,
-    settings: Settings,
-    clock: FrozenClock,
-    tmp_path: Path,
-    browser: WebDriver,  # noqa: F811
-) -> Iterator[Staff]:
-    configure(db, clock, tmp_path)
-    add_users(db, clock)
-    with live_server(create_app(settings, db, system_clock)) as url:
-        yield Staff(browser, url)
-
-
-def test_an_administrator_disables_a_user_and_resets_a_password(staff: Staff) -> None:
+def test_an_administrator_disables_a_user_and_resets_a_password(
+    staff: Staff,  # noqa: F811 - the fixture imported above
+) -> None:
     # anna is signed in; her cookie is kept to come back with later.
     staff.log_in("anna")
     assert "Staff users" not in staff.driver.find_element(By.TAG_NAME, "nav").text
