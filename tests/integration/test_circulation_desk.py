@@ -3,6 +3,7 @@ at a pickup branch until a deadline, collected or expired; cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -10,11 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from patronlink.services.access import create_token
+from patronlink.services.circulation import expire_uncollected_reservations
 from patronlink.services.demo import DEMO_INBOUND_PASSWORD, DEMO_INBOUND_USER, load_demo
 from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
+from patronlink.worker.runner import run_scheduler
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
 
@@ -114,6 +117,66 @@ def test_ready_past_its_deadline_is_expired(client: httpx.Client, clock: FrozenC
     assert client.get(f"{BASE}/reservations/{rid}").json()["status"] == "ready"
     clock.advance(days=3)
     assert client.get(f"{BASE}/reservations/{rid}").json()["status"] == "expired"
+
+
+def test_the_worker_expires_a_reservation_not_collected(
+    client: httpx.Client, db: Database, clock: FrozenClock
+) -> None:
+    # Mette reserves Karen's "Kongens Fald"; Karen returns it; it waits for Mette until 25 Nov.
+    rid = client.post(
+        f"{BASE}/reservations", json={"patron_id": "1003", "item_number": "5010001"}
+    ).json()["id"]
+    karen = client.get(f"{BASE}/patrons/1001/loans").json()
+    loan = next(x for x in karen if x["item_number"] == "5010001")
+    assert client.post(f"{BASE}/loans/{loan['id']}/return").is_success
+    ready = client.post(
+        f"{BASE}/reservations/{rid}/ready",
+        json={"pickup_branch": "HOR", "pickup_deadline": "2026-11-25"},
+    )
+    assert ready.status_code == 200, ready.text
+    other = client.post(
+        f"{BASE}/reservations", json={"patron_id": "1003", "item_number": "5010003"}
+    ).json()["id"]
+
+    def stored(reservation_id: int) -> str:
+        with db.engine.connect() as conn:
+            return str(
+                conn.execute(
+                    select(tables.reservations.c.status).where(
+                        tables.reservations.c.id == reservation_id
+                    )
+                ).scalar_one()
+            )
+
+    # On the deadline day itself the reservation still holds: reserving it again is refused.
+    clock.advance(days=2)
+    refused = client.post(
+        f"{BASE}/reservations", json={"patron_id": "1003", "item_number": "5010001"}
+    )
+    assert refused.status_code == 409, refused.text
+    assert expire_uncollected_reservations(db, clock) == {}
+    assert stored(rid) == "ready"
+
+    # The day after, the worker's hourly round expires it (the waiting one is left alone) ...
+    clock.advance(days=1)
+    stop = asyncio.Event()
+
+    async def one_round() -> None:
+        task = asyncio.create_task(run_scheduler(db, clock, stop, 0.05))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(one_round())
+    assert (stored(rid), stored(other)) == ("expired", "waiting")
+    assert client.get(f"{BASE}/reservations/{rid}").json()["status"] == "expired"
+    assert expire_uncollected_reservations(db, clock) == {}  # once only
+    # ... and it no longer holds the item: Mette, who did not come, may reserve it anew.
+    again = client.post(
+        f"{BASE}/reservations", json={"patron_id": "1003", "item_number": "5010001"}
+    )
+    assert again.status_code == 201, again.text
+    assert client.get(f"{BASE}/reservations/{again.json()['id']}").json()["status"] == "waiting"
 
 
 def test_a_cancelled_reservation_no_longer_blocks_renewal(

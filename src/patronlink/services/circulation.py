@@ -159,6 +159,19 @@ def reservation_ready(
         repos.desk.set_ready(reservation_id, branch, deadline, now)
 
 
+def expire_uncollected_reservations(db: Database, clock: Clock) -> dict[str, list[int]]:
+    """Move every ready reservation past its pickup deadline to expired (the worker's hourly
+    round), each agency by its own calendar; the ids expired, per agency that had any."""
+    now = clock()
+    expired: dict[str, list[int]] = {}
+    with db.transaction() as repos:
+        for agency in repos.agencies.list():
+            ids = repos.desk.expire_uncollected(agency.id, now.astimezone(agency.zone).date())
+            if ids:
+                expired[agency.id] = ids
+    return expired
+
+
 def cancel_reservation(db: Database, agency_ref: str, reservation_id: int) -> None:
     """Cancel a waiting or ready reservation (it is removed); collected ones are history."""
     with db.transaction() as repos:

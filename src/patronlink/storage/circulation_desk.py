@@ -86,6 +86,25 @@ class DeskRepository:
             .values(status=state.value)
         )
 
+    def expire_uncollected(self, agency_id: str, today: dt.date) -> list[int]:
+        """Ready reservations whose pickup deadline is before ``today`` become expired; their ids.
+
+        Until this runs a late one already reads as expired (``shown_state``), but its row still
+        holds the item: the renewal check and the next reservation see it as holding.
+        """
+        return list(
+            self._conn.execute(
+                update(reservations)
+                .where(
+                    reservations.c.agency_id == agency_id,
+                    reservations.c.status == ReservationState.READY.value,
+                    reservations.c.pickup_deadline < today,
+                )
+                .values(status=ReservationState.EXPIRED.value)
+                .returning(reservations.c.id)
+            ).scalars()
+        )
+
     def cancel(self, reservation_id: int) -> None:
         self._conn.execute(delete(reservations).where(reservations.c.id == reservation_id))
 

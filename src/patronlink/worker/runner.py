@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from patronlink.domain.audit import SYSTEM
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
+from patronlink.services.circulation import expire_uncollected_reservations
 from patronlink.services.clock import Clock
 from patronlink.services.import_patrons import LEASE, RunObserver
 from patronlink.services.patron_lifecycle import apply_retention
@@ -153,8 +154,8 @@ async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     target.set()
 
 
-# How often a worker applies the agencies' retention rules (issue 18): anonymisation by age is
-# not urgent, and each round reads every agency's patrons past the cut-off.
+# How often a worker applies the agencies' retention rules (issue 18) and expires the reservations
+# not collected by their pickup deadline: neither is urgent, and each round reads every agency.
 RETENTION_INTERVAL_SECONDS = 3600.0
 
 
@@ -199,5 +200,14 @@ async def run_scheduler(
                         )
             except Exception:
                 log.exception("retention round failed; trying again in an hour")
+            try:
+                late = await asyncio.to_thread(expire_uncollected_reservations, db, clock)
+                for agency_id, ids in late.items():
+                    log.info(
+                        "reservations not collected by their pickup deadline expired",
+                        extra={"agency": agency_id, "count": len(ids)},
+                    )
+            except Exception:
+                log.exception("expiring uncollected reservations failed; trying again in an hour")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
