@@ -16,6 +16,7 @@ from patronlink.domain.circulation import (
     shown_state,
 )
 from patronlink.domain.errors import Conflict, NotFound, ValidationError
+from patronlink.domain.patron import Patron
 from patronlink.domain.renewal import RenewalPolicy
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
@@ -41,6 +42,19 @@ def add_item(db: Database, agency_ref: str, item_number: str, title: str) -> Ite
         return item
 
 
+def _patron_and_item(
+    repos: Any, agency_id: str, patron_id: str, item_number: str
+) -> tuple[tuple[int, Patron], tuple[int, Item]]:
+    """The patron and the item, each with its row key; ``NotFound`` names the one missing."""
+    patron = repos.patrons.get_with_pk(agency_id, patron_id)
+    if patron is None:
+        raise NotFound(f"patron {patron_id!r} does not exist in {agency_id}")
+    item = repos.circulation.item(agency_id, item_number)
+    if item is None:
+        raise NotFound(f"item {item_number!r} does not exist in {agency_id}")
+    return patron, item
+
+
 def checkout(
     db: Database,
     agency_ref: str,
@@ -53,12 +67,7 @@ def checkout(
     now = clock()
     with db.transaction() as repos:
         agency = require_agency(repos, agency_ref)
-        patron = repos.patrons.get_with_pk(agency.id, patron_id)
-        if patron is None:
-            raise NotFound(f"patron {patron_id!r} does not exist in {agency.id}")
-        item = repos.circulation.item(agency.id, item_number)
-        if item is None:
-            raise NotFound(f"item {item_number!r} does not exist in {agency.id}")
+        patron, item = _patron_and_item(repos, agency.id, patron_id, item_number)
         today = now.astimezone(agency.zone).date()
         if due_date is None:
             due_date = today + dt.timedelta(
@@ -84,12 +93,7 @@ def reserve(
     now = clock()
     with db.transaction() as repos:
         agency = require_agency(repos, agency_ref)
-        patron = repos.patrons.get_with_pk(agency.id, patron_id)
-        if patron is None:
-            raise NotFound(f"patron {patron_id!r} does not exist in {agency.id}")
-        item = repos.circulation.item(agency.id, item_number)
-        if item is None:
-            raise NotFound(f"item {item_number!r} does not exist in {agency.id}")
+        patron, item = _patron_and_item(repos, agency.id, patron_id, item_number)
         repos.desk.clear_finished(item[0], patron[0])
         reservation_id = repos.circulation.reserve(agency.id, item[0], patron[0], now)
         return Reservation(
