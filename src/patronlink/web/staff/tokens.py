@@ -9,21 +9,25 @@ from starlette.responses import Response
 
 from patronlink.domain.errors import ValidationError
 from patronlink.services.access import create_token, list_tokens, revoke_token
-from patronlink.web.staff.pages import AdminDep, FormDep
+from patronlink.web.staff.pages import AdminDep, FormDep, Page
 
 router = APIRouter(prefix="/staff")
 
 
-@router.get("/tokens")
-def tokens(page: AdminDep) -> Response:
+def _tokens_page(page: Page, new_token: str | None) -> Response:
     return page.render(
         "tokens.html",
         title=page.t("tokens"),
         tokens=list_tokens(page.db),
         now=page.clock(),
         agencies=page.agencies(),
-        new_token=None,
+        new_token=new_token,
     )
+
+
+@router.get("/tokens")
+def tokens(page: AdminDep) -> Response:
+    return _tokens_page(page, None)
 
 
 @router.post("/tokens")
@@ -51,14 +55,7 @@ def create(page: AdminDep, form: FormDep) -> Response:
         actor=page.actor,
         expires_at=expires_at,
     )
-    return page.render(
-        "tokens.html",
-        title=page.t("tokens"),
-        tokens=list_tokens(page.db),
-        now=page.clock(),
-        agencies=page.agencies(),
-        new_token=token,
-    )
+    return _tokens_page(page, token)
 
 
 @router.post("/tokens/{token_id}/revoke")
