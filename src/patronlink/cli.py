@@ -7,11 +7,19 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from patronlink.domain.errors import ConfigError, PatronlinkError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from patronlink.bootstrap import Container
+    from patronlink.services.clock import Clock
+    from patronlink.settings import Settings
+    from patronlink.storage.database import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,36 +28,45 @@ EXIT_FAILED = 1
 
 
 class Context:
-    """What every command needs, built on first use (so ``--help`` touches no database)."""
+    """What every command needs: the composition root's ``Container``, built on first use (so
+    ``--help`` reads no settings and touches no database)."""
 
     def __init__(self, database_url: str | None, command: str | None = None) -> None:
         self._database_url = database_url
         # PostgreSQL's application_name: which command holds a connection (pg_stat_activity).
         self.application_name = f"patronlink {command}" if command else "patronlink"
-        self._settings: Any = None
-        self._db: Any = None
+        self._container: Container | None = None
 
     @property
-    def settings(self) -> Any:
-        if self._settings is None:
-            from patronlink.settings import Settings
+    def container(self) -> Container:
+        if self._container is None:
+            from patronlink.bootstrap import build_container
 
-            self._settings = (
-                Settings(database_url=self._database_url) if self._database_url else Settings()
+            self._container = build_container(
+                application_name=self.application_name, database_url=self._database_url
             )
-        return self._settings
+        return self._container
 
     @property
-    def db(self) -> Any:
-        if self._db is None:
-            from patronlink.bootstrap import build_database
+    def settings(self) -> Settings:
+        return self.container.settings
 
-            self._db = build_database(self.settings, self.application_name)
-        return self._db
+    @property
+    def db(self) -> Database:
+        return self.container.database
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """Where ``${VAR}`` secrets of the configuration resolve from: the process's environment."""
+        return self.container.environ
+
+    @property
+    def clock(self) -> Clock:
+        return self.container.clock
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.dispose()
+        if self._container is not None:
+            self._container.close()
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -190,7 +207,6 @@ def config() -> None:
 def config_apply(ctx: Context, file: Path, check: bool) -> None:
     """Validate FILE completely, then apply it in one transaction (nothing is written on error)."""
     from patronlink.config.loader import load_config
-    from patronlink.services.clock import system_clock
     from patronlink.services.configure import apply_config
 
     known: list[str] = []
@@ -199,13 +215,13 @@ def config_apply(ctx: Context, file: Path, check: bool) -> None:
         with ctx.db.transaction() as repos:
             known = [a.id for a in repos.agencies.list()]
     try:
-        loaded = load_config(file, os.environ, known)
+        loaded = load_config(file, ctx.environ, known)
     except ConfigError as exc:
         fail(f"{file}: {exc}", EXIT_USAGE)
     if check:
         click.echo(f"{file}: valid")
         return
-    report = apply_config(ctx.db, loaded, os.environ, system_clock, actor=cli_actor())
+    report = apply_config(ctx.db, loaded, ctx.environ, ctx.clock, actor=cli_actor())
     for line in report.changes:
         click.echo(line)
     if not report.changed:
@@ -229,11 +245,10 @@ def config_show(ctx: Context, agency: str | None) -> None:
 @pass_ctx
 def demo(ctx: Context) -> None:
     """Load the demo agency DK-761500 with patrons, items and loans (idempotent)."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.demo import DEMO_AGENCY, load_demo
 
     _ensure_schema(ctx)
-    created = load_demo(ctx.db, system_clock)
+    created = load_demo(ctx.db, ctx.clock)
     for line in created:
         click.echo(f"created {line}")
     if not created:
@@ -258,7 +273,15 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool) -> 
     configure_logging(settings.log_level, settings.log_format)
     _ensure_schema(ctx)
     _check_environment(ctx)
-    app = create_app(settings, ctx.db, run_worker=not no_worker)
+    c = ctx.container
+    app = create_app(
+        settings,
+        c.database,
+        c.clock,
+        run_worker=not no_worker,
+        environ=c.environ,
+        gateways=c.gateways,
+    )
     if settings.metrics_port is not None:
         from patronlink.web.health import start_metrics_server
 
@@ -337,7 +360,6 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
 
     from prometheus_client import CollectorRegistry
 
-    from patronlink.services.clock import system_clock
     from patronlink.services.import_metrics import ImportMetrics
     from patronlink.web.worker_port import create_worker_port_app, worker_port_server
     from patronlink.worker.metrics import LoopHealthCollector, QueueDepthCollector
@@ -355,7 +377,7 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
         server = None
         serving = None
         if sock is not None:
-            registry.register(QueueDepthCollector(ctx.db, system_clock))
+            registry.register(QueueDepthCollector(ctx.db, ctx.clock))
             registry.register(LoopHealthCollector(health))
             server = worker_port_server(create_worker_port_app(ctx.db, registry, health), sock)
             serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -370,12 +392,14 @@ def _run_worker_process(ctx: Context, once: bool, sock: Any) -> None:
             stats = await run_worker(
                 ctx.db,
                 settings,
-                system_clock,
+                ctx.clock,
                 stop,
                 once=once,
                 registry=registry,
                 import_observer=ImportMetrics(registry) if sock is not None else None,
                 health=health,
+                environ=ctx.environ,
+                gateways=ctx.container.gateways,
             )
         finally:
             if server is not None and serving is not None:
@@ -399,7 +423,7 @@ def _check_environment(ctx: Context) -> None:
 
     from patronlink.services.environment_check import describe, missing_secrets
 
-    missing = missing_secrets(ctx.db, os.environ)
+    missing = missing_secrets(ctx.db, ctx.environ)
     for line in describe(missing):
         click.echo(f"patronlink: warning: {line}", err=True)
     if missing:
@@ -445,7 +469,6 @@ def sms_send(ctx: Context, agency: str, to: str, text: str, at: str | None) -> N
     import datetime as dt
 
     from patronlink.services.agencies import require_agency
-    from patronlink.services.clock import system_clock
     from patronlink.services.outbox import queue_sms
 
     _ensure_schema(ctx)
@@ -465,7 +488,7 @@ def sms_send(ctx: Context, agency: str, to: str, text: str, at: str | None) -> N
             with ctx.db.transaction() as repos:
                 parsed = parsed.replace(tzinfo=require_agency(repos, agency).zone)
         send_at = parsed
-    click.echo(queue_sms(ctx.db, agency, to, text, system_clock, send_at=send_at, origin="cli"))
+    click.echo(queue_sms(ctx.db, agency, to, text, ctx.clock, send_at=send_at, origin="cli"))
 
 
 def _message_filter(
@@ -609,7 +632,6 @@ def sms_retry(
 ) -> None:
     """Put texts from the error queue back in the queue, due now, with fresh attempts."""
     from patronlink.domain.outbox import MessageStatus
-    from patronlink.services.clock import system_clock
     from patronlink.services.outbox import move_messages, move_one
 
     _ensure_schema(ctx)
@@ -617,13 +639,11 @@ def sms_retry(
         fail("give message ids or --all-errors (with optional --agency, --code, --since)", 2)
     if message_ids:
         for message_id in message_ids:
-            move_one(
-                ctx.db, message_id, None, MessageStatus.QUEUED, system_clock, actor=cli_actor()
-            )
+            move_one(ctx.db, message_id, None, MessageStatus.QUEUED, ctx.clock, actor=cli_actor())
             click.echo(f"{message_id} queued")
         return
     f = _message_filter(ctx, agency, ("error",), code, since)
-    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, system_clock, actor=cli_actor())
+    moved = move_messages(ctx.db, f, MessageStatus.QUEUED, ctx.clock, actor=cli_actor())
     click.echo(f"{len(moved)} text(s) queued again")
 
 
@@ -633,12 +653,11 @@ def sms_retry(
 def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
     """Cancel queued texts or texts on the error queue."""
     from patronlink.domain.outbox import MessageStatus
-    from patronlink.services.clock import system_clock
     from patronlink.services.outbox import move_one
 
     _ensure_schema(ctx)
     for message_id in message_ids:
-        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, system_clock, actor=cli_actor())
+        move_one(ctx.db, message_id, None, MessageStatus.CANCELLED, ctx.clock, actor=cli_actor())
         click.echo(f"{message_id} cancelled")
 
 
@@ -648,13 +667,12 @@ def sms_cancel(ctx: Context, message_ids: tuple[int, ...]) -> None:
 @pass_ctx
 def sms_pause(ctx: Context, agency: str | None, reason: str | None) -> None:
     """Stop sending: queued texts stay queued until `sms resume` (in every worker)."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.sms_pause import describe, pause_sending
 
     _ensure_schema(ctx)
     actor = cli_actor()
     change = pause_sending(
-        ctx.db, agency, f"cli:{actor.name}", system_clock, reason=reason, actor=actor
+        ctx.db, agency, f"cli:{actor.name}", ctx.clock, reason=reason, actor=actor
     )
     state = "paused" if change.changed else "was paused already"
     click.echo(
@@ -667,12 +685,11 @@ def sms_pause(ctx: Context, agency: str | None, reason: str | None) -> None:
 @pass_ctx
 def sms_resume(ctx: Context, agency: str | None) -> None:
     """Send again: end the pause of every agency (or of one, with --agency)."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.sms_pause import describe, resume_sending
 
     _ensure_schema(ctx)
     actor = cli_actor()
-    change = resume_sending(ctx.db, agency, f"cli:{actor.name}", system_clock, actor=actor)
+    change = resume_sending(ctx.db, agency, f"cli:{actor.name}", ctx.clock, actor=actor)
     state = "resumed" if change.changed else "was not paused"
     click.echo(f"sending {state} for {describe(change.scope)}; {change.queued} text(s) queued")
     if change.still_paused:
@@ -700,12 +717,11 @@ def token() -> None:
 def token_create(ctx: Context, agency: str | None, name: str, expires: str | None) -> None:
     """Create a staff API token and print it (it is shown only this once)."""
     from patronlink.services.access import create_token
-    from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
-    expires_at = _expiry(expires, system_clock())
+    expires_at = _expiry(expires, ctx.clock())
     click.echo(
-        create_token(ctx.db, name, agency, system_clock, actor=cli_actor(), expires_at=expires_at)
+        create_token(ctx.db, name, agency, ctx.clock, actor=cli_actor(), expires_at=expires_at)
     )
 
 
@@ -736,14 +752,13 @@ def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
 
     from patronlink.services.access import list_tokens
     from patronlink.services.agencies import require_agency
-    from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
     agency_id = None
     if agency:
         with ctx.db.transaction() as repos:
             agency_id = require_agency(repos, agency).id
-    now = system_clock()
+    now = ctx.clock()
 
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
@@ -787,10 +802,9 @@ def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
 def token_revoke(ctx: Context, token_id: int) -> None:
     """Revoke a token at once; requests with it are refused from now on."""
     from patronlink.services.access import revoke_token
-    from patronlink.services.clock import system_clock
 
     _ensure_schema(ctx)
-    found = revoke_token(ctx.db, token_id, system_clock, actor=cli_actor())
+    found = revoke_token(ctx.db, token_id, ctx.clock, actor=cli_actor())
     click.echo(f"token {token_id} ({found.name}) revoked")
 
 
@@ -853,7 +867,6 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
 
     from patronlink.domain.import_records import Severity
     from patronlink.domain.import_runs import RunStatus, Trigger
-    from patronlink.services.clock import system_clock
     from patronlink.services.import_patrons import run_import
 
     progress = ImportProgress()
@@ -863,8 +876,8 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             ctx.db,
             source_id,
             trigger=Trigger.CLI,
-            clock=system_clock,
-            environ=os.environ,
+            clock=ctx.clock,
+            environ=ctx.environ,
             dry_run=dry_run,
             file=file,
             progress=progress,
@@ -955,7 +968,6 @@ def user_create(
     password_stdin: bool,
 ) -> None:
     """Create a staff user. The password is asked for (never given on the command line)."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import create_staff_user
 
     if admin == bool(agency):
@@ -966,7 +978,7 @@ def user_create(
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     created = create_staff_user(
-        ctx.db, username, password, agency, system_clock, language=language, actor=cli_actor()
+        ctx.db, username, password, agency, ctx.clock, language=language, actor=cli_actor()
     )
     scope = created.agency_id or "every agency (administrator)"
     click.echo(f"created staff user {created.username} for {scope}")
@@ -1010,11 +1022,10 @@ def user_list(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
 @pass_ctx
 def user_disable(ctx: Context, username: str) -> None:
     """Refuse the user's logins and end their sessions at once."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import disable_staff_user
 
     _ensure_schema(ctx)
-    ended = disable_staff_user(ctx.db, username, system_clock, actor=cli_actor())
+    ended = disable_staff_user(ctx.db, username, ctx.clock, actor=cli_actor())
     click.echo(f"disabled staff user {username}; ended {ended} session(s)")
 
 
@@ -1023,11 +1034,10 @@ def user_disable(ctx: Context, username: str) -> None:
 @pass_ctx
 def user_enable(ctx: Context, username: str) -> None:
     """Let a disabled user log in again."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import enable_staff_user
 
     _ensure_schema(ctx)
-    enable_staff_user(ctx.db, username, system_clock, actor=cli_actor())
+    enable_staff_user(ctx.db, username, ctx.clock, actor=cli_actor())
     click.echo(f"enabled staff user {username}")
 
 
@@ -1039,7 +1049,6 @@ def user_enable(ctx: Context, username: str) -> None:
 @pass_ctx
 def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> None:
     """Give the user a new password (asked for) and end every session of theirs."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.staff_users import reset_staff_password
 
     _ensure_schema(ctx)
@@ -1047,7 +1056,7 @@ def user_reset_password(ctx: Context, username: str, password_stdin: bool) -> No
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    ended = reset_staff_password(ctx.db, username, password, system_clock, actor=cli_actor())
+    ended = reset_staff_password(ctx.db, username, password, ctx.clock, actor=cli_actor())
     click.echo(f"new password for staff user {username}; ended {ended} session(s)")
 
 
@@ -1109,7 +1118,6 @@ def _patron_move(name: str, summary: str) -> None:
     @pass_ctx
     def command(ctx: Context, agency: str, patron_id: str, reason: str | None) -> None:
         from patronlink.domain.patron_lifecycle import LifecycleAction
-        from patronlink.services.clock import system_clock
         from patronlink.services.patron_lifecycle import change_status
 
         _ensure_schema(ctx)
@@ -1118,7 +1126,7 @@ def _patron_move(name: str, summary: str) -> None:
             agency,
             patron_id,
             LifecycleAction(name),
-            system_clock,
+            ctx.clock,
             actor=cli_actor(),
             reason=reason,
         )
@@ -1139,13 +1147,12 @@ _patron_move("deactivate", "Deactivate a patron.")
 @pass_ctx
 def patron_anonymise(ctx: Context, agency: str, patron_id: str, yes: bool) -> None:
     """Erase a person on request (GDPR art. 17); loans keep their history without them."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.patron_lifecycle import anonymise_patron
 
     _ensure_schema(ctx)
     if not yes:
         click.confirm(f"Erase every personal detail of patron {patron_id}?", abort=True)
-    anonymous = anonymise_patron(ctx.db, agency, patron_id, system_clock, actor=cli_actor())
+    anonymous = anonymise_patron(ctx.db, agency, patron_id, ctx.clock, actor=cli_actor())
     click.echo(f"{patron_id}: anonymised as {anonymous.patron_id}")
 
 
@@ -1155,12 +1162,11 @@ def patron_anonymise(ctx: Context, agency: str, patron_id: str, yes: bool) -> No
 @pass_ctx
 def patron_retention(ctx: Context, agency: str | None, dry_run: bool) -> None:
     """Anonymise the patrons past their agency's retention_days (the worker does it hourly)."""
-    from patronlink.services.clock import system_clock
     from patronlink.services.patron_lifecycle import apply_retention
 
     _ensure_schema(ctx)
     results = apply_retention(
-        ctx.db, system_clock, dry_run=dry_run, agency_ref=agency, actor=cli_actor()
+        ctx.db, ctx.clock, dry_run=dry_run, agency_ref=agency, actor=cli_actor()
     )
     verb = "due" if dry_run else "anonymised"
     for result in results:

@@ -1,18 +1,30 @@
 """Deployment settings, read from ``PATRONLINK_*`` environment variables.
 
-Built once at start-up (``Settings()``) by the CLI and passed down; nothing reads the environment at
-import time. What libraries configure (agencies, gateways, users, sources) lives in the database.
+Built once at start-up by the composition root (``bootstrap``, ``Settings.from_environ``) and
+passed down; nothing reads the environment at import time. What libraries configure (agencies,
+gateways, users, sources) lives in the database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
+
+# The environment that ``Settings.from_environ`` is building from (None: pydantic-settings' own).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("patronlink_environ", default=None)
 
 
 class Settings(BaseSettings):
@@ -171,6 +183,30 @@ class Settings(BaseSettings):
         description="how long an Idempotency-Key of POST .../messages is remembered",
     )
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """The settings of ``environ``'s ``PATRONLINK_*`` variables, read the way
+        ``Settings()`` reads the process's; ``overrides`` win over them."""
+        token = _ENVIRON.set(environ)
+        try:
+            return cls(**overrides)
+        finally:
+            _ENVIRON.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        return (init_settings, _MappingSource(settings_cls, environ))
+
     @field_validator("database_url")
     @classmethod
     def _normalise_postgres_scheme(cls, value: str) -> str:
@@ -199,3 +235,16 @@ class Settings(BaseSettings):
     def callback_base(self) -> str:
         """Where providers reach this server: ``public_url``, or ``http://{host}:{port}``."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping, not the process's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )

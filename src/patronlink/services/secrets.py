@@ -65,15 +65,14 @@ def missing_variables(node: Any, environ: Mapping[str, str]) -> set[str]:
     return set()
 
 
-def resolve(value: str, environ: Mapping[str, str] | None = None) -> str:
+def resolve(value: str, environ: Mapping[str, str]) -> str:
     """Replace every ``${VAR}`` with the environment's value; a missing variable is an error."""
-    env = os.environ if environ is None else environ
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in env:
+        if name not in environ:
             raise ConfigError(f"environment variable {name} is not set")
-        return env[name]
+        return environ[name]
 
     return _REFERENCE.sub(substitute, value)
 

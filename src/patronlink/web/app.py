@@ -1,16 +1,17 @@
-"""The application factory: one app per call, built from explicit settings and services."""
+"""The application factory: one app per call, built from the parts the composition root
+(``bootstrap``) or a test gives it."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
 from patronlink import __version__
+from patronlink.bootstrap import GatewayFactory, process_environ
 from patronlink.services.clock import Clock, system_clock
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.secrets import VerifiedPasswords
@@ -50,9 +51,20 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(
-    settings: Settings, db: Database, clock: Clock = system_clock, *, run_worker: bool = False
+    settings: Settings,
+    db: Database,
+    clock: Clock = system_clock,
+    *,
+    run_worker: bool = False,
+    environ: Mapping[str, str] | None = None,
+    gateways: GatewayFactory | None = None,
 ) -> FastAPI:
-    """The app; with ``run_worker`` the SMS worker runs in the same process (``serve``)."""
+    """The app; with ``run_worker`` the SMS worker runs in the same process (``serve``).
+
+    ``environ`` is where ``${VAR}`` secrets resolve from (the process's environment unless
+    given); ``gateways`` builds the in-process worker's SMS gateways (the registry's unless
+    given)."""
+    env = process_environ() if environ is None else environ
     metrics = Metrics()
     metrics.registry.register(QueueDepthCollector(db, clock))
     import_metrics = ImportMetrics(metrics.registry)
@@ -81,6 +93,8 @@ def create_app(
                 import_observer=import_metrics,
                 health=worker_health,
                 dispatch_metrics=dispatch_metrics,
+                environ=env,
+                gateways=gateways,
             )
 
         stop = asyncio.Event()
@@ -107,7 +121,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.import_metrics = import_metrics
     app.state.worker_health = worker_health
-    _install_callbacks(app, settings, db, clock, metrics)
+    _install_callbacks(app, settings, db, clock, metrics, env)
     install_error_handlers(app)
     install_docs(app)
     # Routes are matched in order: the SMS provider's callback, which comes under load, first.
@@ -129,7 +143,12 @@ def create_app(
 
 
 def _install_callbacks(
-    app: FastAPI, settings: Settings, db: Database, clock: Clock, metrics: Metrics
+    app: FastAPI,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    metrics: Metrics,
+    environ: Mapping[str, str],
 ) -> None:
     """What the endpoints that check a secret share: verified passwords, the login throttles,
     the batchers of the SMS provider's callbacks and their metrics."""
@@ -153,8 +172,8 @@ def _install_callbacks(
     app.state.inbound_batcher = InboundBatcher(
         db, app.state.passwords, clock, app.state.inbound_throttle
     )
-    # Provider callbacks: gateway secrets written as ${VAR} resolve from here.
-    app.state.environ = os.environ
+    # Provider callbacks and "run import now": secrets written as ${VAR} resolve from here.
+    app.state.environ = environ
     app.state.report_metrics = DeliveryReportMetrics(metrics.registry)
     app.state.report_batcher = ReportBatcher(
         db, app.state.passwords, clock, app.state.inbound_throttle

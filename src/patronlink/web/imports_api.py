@@ -9,7 +9,6 @@ the import in the request and answers 200 with the finished run.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from typing import Annotated
 
@@ -159,7 +158,14 @@ def start(
     metrics = _metrics(request)
 
     def work() -> None:
-        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics, lease=lease)
+        execute_run(
+            db,
+            run_id,
+            clock=clock,
+            environ=request.app.state.environ,
+            observer=metrics,
+            lease=lease,
+        )
 
     if wait:
         work()

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from patronlink.bootstrap import GatewayFactory, process_environ
 from patronlink.domain.audit import SYSTEM
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
@@ -63,13 +64,20 @@ async def run_worker(
     import_observer: RunObserver | None = None,
     health: Health | None = None,
     dispatch_metrics: DispatchMetrics | None = None,
+    environ: Mapping[str, str] | None = None,
+    gateways: GatewayFactory | None = None,
 ) -> DispatchStats:
     """The dispatcher, and beside it the import scheduler (not with ``once``).
 
     Both survive the database going away (they back off and carry on, ``health`` says how they
     are). When either ends with a failure it cannot carry on after, the other is stopped too and
     ``WorkerFailed`` is raised: a worker that no longer sends must not look alive.
+
+    ``environ`` is where ``${VAR}`` secrets of gateways and import sources resolve from (the
+    process's environment unless given), ``gateways`` builds the SMS gateways (the registry's
+    unless given).
     """
+    env = process_environ() if environ is None else environ
     health = health or worker_health(settings)
     # The idle dispatcher goes round every poll; a busy one every flush. A minute without a
     # round is a loop stuck, not a slow one.
@@ -77,9 +85,9 @@ async def run_worker(
     dispatcher = Dispatcher(
         db,
         clock,
-        build_gateway,
+        gateways or build_gateway,
         settings=dispatch_settings(settings),
-        environ=os.environ,
+        environ=env,
         metrics=dispatch_metrics or (DispatchMetrics(registry) if registry is not None else None),
         health=health.loop("dispatcher", log, stall_seconds=stall),
         public_url=settings.callback_base(),
@@ -116,6 +124,7 @@ async def run_worker(
                 import_observer,
                 lease=dt.timedelta(seconds=settings.import_lease_seconds),
                 health=scheduler_loop,
+                environ=env,
             )
         )
     failed: list[tuple[str, BaseException]] = []
@@ -168,20 +177,20 @@ async def run_scheduler(
     *,
     lease: dt.timedelta = LEASE,
     health: Loop | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Start due imports every ``interval`` seconds until ``stop``; a failure is logged (once
     while it lasts), not fatal: the next round comes after a back-off, at most ``interval``.
 
     Runs happen in a thread, one after another, so a long import never holds up dispatch.
     """
+    env = process_environ() if environ is None else environ
     loop = health or Loop("scheduler", log, Backoff(), stall_seconds=None)
     retention_due_at = 0.0  # monotonic; the first round applies it
     while not stop.is_set():
         wait = interval
         try:
-            await asyncio.to_thread(
-                run_due_imports, db, clock, os.environ, observer=observer, lease=lease
-            )
+            await asyncio.to_thread(run_due_imports, db, clock, env, observer=observer, lease=lease)
         except Exception as exc:  # noqa: BLE001 - an import bug must not stop the sends
             wait = min(interval, loop.failed(exc))
         else:

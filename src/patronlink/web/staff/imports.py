@@ -7,7 +7,6 @@ does; the run's page refreshes itself (a meta refresh, no script) until the run 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from typing import Annotated
 
@@ -60,7 +59,14 @@ def run_now(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
     metrics: ImportMetrics = page.request.app.state.import_metrics
 
     def work() -> None:
-        execute_run(db, run_id, clock=clock, environ=os.environ, observer=metrics, lease=lease)
+        execute_run(
+            db,
+            run_id,
+            clock=clock,
+            environ=page.request.app.state.environ,
+            observer=metrics,
+            lease=lease,
+        )
 
     threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
     return page.redirect(f"/staff/imports/runs/{run_id}", page.t("run_started", id=run_id))
@@ -75,7 +81,7 @@ def preview(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
         source_id,
         trigger=Trigger.STAFF,
         clock=page.clock,
-        environ=os.environ,
+        environ=page.request.app.state.environ,
         dry_run=True,
     )
     return page.render(
