@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from patronlink.domain.import_runs import IMPORT_LEASE
+
 DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
 
 
@@ -45,7 +47,7 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=3600.0, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
     import_lease_seconds: float = Field(
-        default=120.0,
+        default=IMPORT_LEASE.total_seconds(),
         ge=1,
         description="how long an import run's hold on its source lasts unless renewed (a live "
         "run renews it every quarter of this; a killed run blocks its source this long)",

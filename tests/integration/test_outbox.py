@@ -11,7 +11,9 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import Outcome
 from patronlink.domain.errors import (
     Conflict,
     InvalidPhoneNumber,
@@ -25,7 +27,7 @@ from patronlink.services.configure import agency_settings
 from patronlink.services.outbox import message_detail, move_messages, move_one, queue_sms
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import MessageFilter, Outcome
+from patronlink.storage.outbox import MessageFilter
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
 from tests.conftest import FrozenClock
 from tests.support.fake_gateway import ScriptedGateway
@@ -210,7 +212,7 @@ def test_scheduling_gateway_gets_the_text_at_once_with_its_time(
 ) -> None:
     make_agency(db, clock)
     with db.transaction() as repos:
-        settings = repos.agencies.settings(AGENCY)
+        settings = repos.agencies.settings(AGENCY).stored()
         settings["sms"] = {
             **settings["sms"],
             "driver": "xml",
@@ -218,7 +220,11 @@ def test_scheduling_gateway_gets_the_text_at_once_with_its_time(
             "username": "u",
             "password": "p",
         }
-        repos.agencies.upsert(repos.agencies.get(AGENCY), settings, clock())  # type: ignore[arg-type]
+        repos.agencies.upsert(
+            repos.agencies.get(AGENCY),  # type: ignore[arg-type]
+            AgencySettings.model_validate(settings),
+            clock(),
+        )
     at = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     message_id = queue_sms(db, AGENCY, "52903991", "Husk din bog", clock, send_at=at)
     gateway = ScriptedGateway()
@@ -232,7 +238,7 @@ def test_missing_gateway_secret_holds_text_as_queued(db: Database, clock: Frozen
     # Issue 18: the fault is the worker's environment, not the text; it waits, it is not failed.
     make_agency(db, clock)
     with db.transaction() as repos:
-        settings = repos.agencies.settings(AGENCY)
+        settings = repos.agencies.settings(AGENCY).stored()
         settings["sms"] = {
             **settings["sms"],
             "driver": "xml",
@@ -240,7 +246,11 @@ def test_missing_gateway_secret_holds_text_as_queued(db: Database, clock: Frozen
             "username": "u",
             "password": "${PATRONLINK_TEST_UNSET_SECRET}",
         }
-        repos.agencies.upsert(repos.agencies.get(AGENCY), settings, clock())  # type: ignore[arg-type]
+        repos.agencies.upsert(
+            repos.agencies.get(AGENCY),  # type: ignore[arg-type]
+            AgencySettings.model_validate(settings),
+            clock(),
+        )
     message_id = queue_sms(db, AGENCY, "52903991", "hej", clock)
     run_once(dispatcher(db, clock, ScriptedGateway()))
     detail = message_detail(db, message_id, None).message
