@@ -30,6 +30,7 @@ from sqlalchemy import func, insert, select
 from bench.common import free_port, process
 from bench.dispatch import create_pg, drop_pg
 from bench.inbound import percentile
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.services.secrets import hash_password
 from patronlink.settings import Settings
@@ -58,7 +59,9 @@ def prepare(url: str, messages: int) -> list[int]:
     db = Database(engine)
     now = dt.datetime.now(dt.UTC)
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=AGENCY, name="Bench"), {"sms": SMS}, now)
+        repos.agencies.upsert(
+            Agency(id=AGENCY, name="Bench"), AgencySettings.model_validate({"sms": SMS}), now
+        )
         repos.integration_users.set_password_hash(AGENCY, "link", hash_password(PASSWORD))
     rows = [
         {

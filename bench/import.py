@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 from tests.support.feeds import folio_stream, folio_user
 
-from patronlink.config.schema import ImportSourceConfig
+from patronlink.config.schema import AgencySettings, ImportSourceConfig
 from patronlink.domain.agency import Agency
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.services.import_patrons import run_import
@@ -118,7 +118,7 @@ def add_source(db: Database, url: str) -> None:
          "deactivate_missing": True}
     )  # fmt: skip
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=AGENCY, name="Bench"), {}, clock())
+        repos.agencies.upsert(Agency(id=AGENCY, name="Bench"), AgencySettings(), clock())
         repos.import_sources.upsert(
             SOURCE, AGENCY, config.model_dump(mode="json", exclude={"id", "agency"}), clock()
         )

@@ -21,6 +21,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from patronlink.domain.import_runs import IMPORT_LEASE
+
 DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
 
 # The environment that ``Settings.from_environ`` is building from (None: pydantic-settings' own).
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=3600.0, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
     import_lease_seconds: float = Field(
-        default=120.0,
+        default=IMPORT_LEASE.total_seconds(),
         ge=1,
         description="how long an import run's hold on its source lasts unless renewed (a live "
         "run renews it every quarter of this; a killed run blocks its source this long)",

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from patronlink.config.schema import ImportSourceConfig
+from patronlink.config.schema import AgencySettings, ImportSourceConfig
 from patronlink.domain.agency import Agency
 from patronlink.domain.patron import Patron
 from patronlink.storage import tables
@@ -25,7 +25,7 @@ def add_source(
     )
     with db.transaction() as repos:
         if repos.agencies.get(AGENCY) is None:
-            repos.agencies.upsert(Agency(id=AGENCY, name="Horsens"), {}, clock())
+            repos.agencies.upsert(Agency(id=AGENCY, name="Horsens"), AgencySettings(), clock())
         repos.import_sources.upsert(
             source_id,
             AGENCY,

@@ -54,7 +54,7 @@ def test_design_example_creates_the_agency(db: Database, settings: Settings) -> 
         assert agency is not None
         assert agency.name == "Horsens Bibliotek"
         assert [b.code for b in agency.branches] == ["HOR"]
-        stored = repos.agencies.settings("DK-761500")
+        stored = repos.agencies.settings("DK-761500").stored()
         # Gateway secrets stay references; the value is read when a text is sent.
         assert stored["sms"]["password"] == "${HORSENS_SMS_PASSWORD}"
         assert stored["renewal"] == {

@@ -268,7 +268,7 @@ def test_config_apply_checks_the_link_sender(
     if ok:
         assert result.exit_code == 0, result.output
         assert stored is not None
-        assert stored[1]["sms"]["dlr_gate_id"] == "Gate-7xY"
+        assert stored[1].sms.dlr_gate_id == "Gate-7xY"
     else:
         assert result.exit_code == 2
         assert "key agencies[0].sms" in result.output

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.services.access import create_token
 from patronlink.services.demo import load_demo
@@ -27,7 +28,7 @@ BODY = {"to": "52 90 39 91", "text": "Din bog er klar"}
 def client(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[httpx.Client]:
     load_demo(db, clock)
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id=B, name="Aarhus"), AgencySettings(), clock())
     with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
         yield c
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from patronlink.cli import main
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.import_runs import RunStatus, Trigger
 from patronlink.services.access import create_token
 from patronlink.services.import_patrons import READER_PROCESS_FROM, run_import
@@ -193,7 +194,7 @@ def test_staff_api(db: Database, settings: Settings, clock: FrozenClock, tmp_pat
     from patronlink.domain.agency import Agency
 
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id="DK-775100", name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id="DK-775100", name="Aarhus"), AgencySettings(), clock())
     own = {"Authorization": f"Bearer {create_token(db, 't', 'DK-761500', clock)}"}
     other = {"Authorization": f"Bearer {create_token(db, 't', 'DK-775100', clock)}"}
     public = settings.model_copy(update={"metrics_public": True})  # /metrics is read below

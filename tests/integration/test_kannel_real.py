@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import PermanentGatewayError
 from patronlink.gateways.base import GatewayConfig, OutgoingSms
@@ -117,15 +118,17 @@ def test_kannel_report_marks_the_text_delivered(
     with db.transaction() as repos:
         repos.agencies.upsert(
             Agency(id="DK-761500", name="Horsens"),
-            {
-                "sms": {
-                    "driver": "kannel",
-                    "url": kannel.sendsms_url,
-                    "username": SENDSMS_USERNAME,
-                    "password": SENDSMS_PASSWORD,
-                    "source": SENDER,
+            AgencySettings.model_validate(
+                {
+                    "sms": {
+                        "driver": "kannel",
+                        "url": kannel.sendsms_url,
+                        "username": SENDSMS_USERNAME,
+                        "password": SENDSMS_PASSWORD,
+                        "source": SENDER,
+                    }
                 }
-            },
+            ),
             clock(),
         )
     now = clock()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from patronlink.cli import main
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import PermanentGatewayError
 from patronlink.services.access import create_token
@@ -29,7 +30,7 @@ A, B = "DK-761500", "DK-775100"
 def client(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[httpx.Client]:
     load_demo(db, clock)
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id=B, name="Aarhus"), AgencySettings(), clock())
     with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
         yield c
 

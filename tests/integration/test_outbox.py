@@ -11,7 +11,9 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import Outcome
 from patronlink.domain.errors import (
     Conflict,
     InvalidPhoneNumber,
@@ -21,11 +23,12 @@ from patronlink.domain.errors import (
 )
 from patronlink.domain.outbox import MessageStatus, RetryPolicy
 from patronlink.gateways.base import SendResult
+from patronlink.services.alerts import MIN_FAILED_ATTEMPTS, current_alerts
 from patronlink.services.configure import agency_settings
 from patronlink.services.outbox import message_detail, move_messages, move_one, queue_sms
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import MessageFilter, Outcome
+from patronlink.storage.outbox import MessageFilter
 from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
 from tests.conftest import FrozenClock
 from tests.support.fake_gateway import ScriptedGateway
@@ -210,7 +213,7 @@ def test_scheduling_gateway_gets_the_text_at_once_with_its_time(
 ) -> None:
     make_agency(db, clock)
     with db.transaction() as repos:
-        settings = repos.agencies.settings(AGENCY)
+        settings = repos.agencies.settings(AGENCY).stored()
         settings["sms"] = {
             **settings["sms"],
             "driver": "xml",
@@ -218,7 +221,11 @@ def test_scheduling_gateway_gets_the_text_at_once_with_its_time(
             "username": "u",
             "password": "p",
         }
-        repos.agencies.upsert(repos.agencies.get(AGENCY), settings, clock())  # type: ignore[arg-type]
+        repos.agencies.upsert(
+            repos.agencies.get(AGENCY),  # type: ignore[arg-type]
+            AgencySettings.model_validate(settings),
+            clock(),
+        )
     at = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     message_id = queue_sms(db, AGENCY, "52903991", "Husk din bog", clock, send_at=at)
     gateway = ScriptedGateway()
@@ -232,7 +239,7 @@ def test_missing_gateway_secret_holds_text_as_queued(db: Database, clock: Frozen
     # Issue 18: the fault is the worker's environment, not the text; it waits, it is not failed.
     make_agency(db, clock)
     with db.transaction() as repos:
-        settings = repos.agencies.settings(AGENCY)
+        settings = repos.agencies.settings(AGENCY).stored()
         settings["sms"] = {
             **settings["sms"],
             "driver": "xml",
@@ -240,13 +247,78 @@ def test_missing_gateway_secret_holds_text_as_queued(db: Database, clock: Frozen
             "username": "u",
             "password": "${PATRONLINK_TEST_UNSET_SECRET}",
         }
-        repos.agencies.upsert(repos.agencies.get(AGENCY), settings, clock())  # type: ignore[arg-type]
+        repos.agencies.upsert(
+            repos.agencies.get(AGENCY),  # type: ignore[arg-type]
+            AgencySettings.model_validate(settings),
+            clock(),
+        )
     message_id = queue_sms(db, AGENCY, "52903991", "hej", clock)
     run_once(dispatcher(db, clock, ScriptedGateway()))
     detail = message_detail(db, message_id, None).message
     assert detail["status"] == "queued"
     assert "PATRONLINK_TEST_UNSET_SECRET" in detail["last_description"]
     assert detail["next_attempt_at"] > clock()
+
+
+def test_a_hold_uses_no_attempt_and_is_no_gateway_failure(db: Database, clock: FrozenClock) -> None:
+    """Issue 18: a text held N times for a missing secret keeps all its attempts for the
+    gateway once the secret is set, and the holds raise no failing-gateway alert."""
+    make_agency(
+        db,
+        clock,
+        driver="xml",
+        url="http://127.0.0.1:9/",
+        username="u",
+        password="${PATRONLINK_TEST_HELD_SECRET}",
+        max_attempts=2,
+    )
+    message_id = queue_sms(db, AGENCY, "52903991", "hej", clock)
+    gateway = ScriptedGateway()
+    # Held more often than the text has attempts, within the alert's window.
+    for _ in range(4):
+        d = Dispatcher(db, clock, gateway.factory, environ={}, rng=lambda: 0.0)
+        asyncio.run(d.run(once=True))
+        detail = message_detail(db, message_id, None)
+        assert detail.message["status"] == "queued"
+        assert detail.message["attempts"] == 0
+        assert detail.attempts[-1]["outcome"] == "held"
+        assert "PATRONLINK_TEST_HELD_SECRET" in detail.attempts[-1]["description"]
+        clock.advance(minutes=5)
+    assert gateway.sent == []
+    assert len(message_detail(db, message_id, None).attempts) == 4
+    assert current_alerts(db, AGENCY, clock()).gateways == []
+    # Held for longer than the maximum age of a text never tried: not found stale either.
+    clock.advance(hours=25)
+
+    # The secret is set: the first attempt fails for a while, the second (its last) goes out.
+    gateway.script.append(TemporaryGatewayError("Provider temporarily unavailable.", code="1029"))
+    environ = {"PATRONLINK_TEST_HELD_SECRET": "p"}
+    asyncio.run(
+        Dispatcher(db, clock, gateway.factory, environ=environ, rng=lambda: 0.0).run(once=True)
+    )
+    assert status_of(db, message_id) == "queued"
+    clock.advance(minutes=5)
+    asyncio.run(
+        Dispatcher(db, clock, gateway.factory, environ=environ, rng=lambda: 0.0).run(once=True)
+    )
+    detail = message_detail(db, message_id, None)
+    assert detail.message["status"] == "sent"
+    assert detail.message["attempts"] == 2
+    assert [a["outcome"] for a in detail.attempts] == ["held"] * 4 + ["temporary", "sent"]
+    assert gateway.configs[-1].password == "p"
+
+
+def test_gateway_failures_still_raise_the_alert_beside_holds(
+    db: Database, clock: FrozenClock
+) -> None:
+    """Holds are left out of the alert's count, gateway failures are not."""
+    make_agency(db, clock, max_attempts=9)
+    for i in range(MIN_FAILED_ATTEMPTS):
+        queue_sms(db, AGENCY, "52903991", f"t{i}", clock)
+    gateway = ScriptedGateway(TemporaryGatewayError("Provider temporarily unavailable."))
+    run_once(dispatcher(db, clock, gateway))
+    [alert] = current_alerts(db, AGENCY, clock()).gateways
+    assert alert.failed_attempts == MIN_FAILED_ATTEMPTS
 
 
 def test_concurrency_is_bounded_per_gateway(db: Database, clock: FrozenClock) -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from patronlink.cli import main
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.services.access import create_token
@@ -38,7 +39,7 @@ P = f"/api/v1/agencies/{A}/patrons"
 def client(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[httpx.Client]:
     load_demo(db, clock)
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id=B, name="Aarhus"), AgencySettings(), clock())
     add_users(db, clock)
     with live_server(create_app(settings, db, clock)) as url, httpx.Client(base_url=url) as c:
         yield c

@@ -25,11 +25,12 @@ from jwt.warnings import InsecureKeyLengthWarning
 from sqlalchemy import select, update
 
 from patronlink.domain.delivery import kannel_signature
+from patronlink.domain.dispatch import Outcome
 from patronlink.domain.outbox import MessageStatus
 from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import NewMessage, Outcome
+from patronlink.storage.outbox import NewMessage
 from patronlink.web.app import create_app
 from tests.conftest import FrozenClock
 from tests.integration.test_renew_by_sms import AGENCY, PASSWORD, setup_library
@@ -189,7 +190,7 @@ class Server:
 
     def use(self, provider: str) -> None:
         with self.db.transaction() as repos:
-            settings = repos.agencies.settings(AGENCY)
+            settings = repos.agencies.settings(AGENCY).stored()
         settings["sms"] = SMS_SETTINGS[provider]
         with self.db.engine.begin() as conn:
             conn.execute(

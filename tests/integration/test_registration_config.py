@@ -62,7 +62,7 @@ def test_registration_section_is_stored_and_reapplied_unchanged(
     code, output = apply(settings, path)
     assert code == 0, output
     with db.transaction() as repos:
-        stored = repos.agencies.settings("DK-775100")["registration"]
+        stored = repos.agencies.settings("DK-775100").stored()["registration"]
     assert stored == {
         "new_patron_status": "pending",
         "fields": {
@@ -94,7 +94,7 @@ def test_agency_without_registration_section_stores_the_defaults(
     path.write_text('[[agencies]]\nid = "DK-775100"\nname = "Aarhus"\n')
     assert apply(settings, path)[0] == 0
     with db.transaction() as repos:
-        stored = repos.agencies.settings("DK-775100")["registration"]
+        stored = repos.agencies.settings("DK-775100").stored()["registration"]
     assert stored == {"new_patron_status": "pending", "fields": {}}
 
 

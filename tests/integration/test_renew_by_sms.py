@@ -349,8 +349,10 @@ def test_wrong_password_unknown_agency_and_disabled(
     assert (unknown.status_code, unknown.text) == (401, wrong.text)
     with db.transaction() as repos:
         settings = repos.agencies.settings(AGENCY)
-        settings["renewal"]["sms_enabled"] = False
-        repos.agencies.upsert(repos.agencies.get(AGENCY), settings, clock())  # type: ignore[arg-type]
+        off = settings.model_copy(
+            update={"renewal": settings.renewal.model_copy(update={"sms_enabled": False})}
+        )
+        repos.agencies.upsert(repos.agencies.get(AGENCY), off, clock())  # type: ignore[arg-type]
     assert server.call("a forny alle").status_code == 403
     assert server.replies() == []
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from patronlink.config.loader import load_config
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency, Branch
 from patronlink.domain.patron import PatronStatus
 from patronlink.domain.registration import FIELD_NAMES
@@ -95,7 +96,7 @@ def client(
 
 def add_agency(db: Database, clock: FrozenClock, agency: Agency) -> None:
     with db.transaction() as repos:
-        repos.agencies.upsert(agency, {}, clock())
+        repos.agencies.upsert(agency, AgencySettings(), clock())
 
 
 # --- GET -----------------------------------------------------------------------------------------

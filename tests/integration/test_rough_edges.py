@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from patronlink.cli import main
+from patronlink.config.schema import AgencySettings
 from patronlink.services.demo import load_demo
 from patronlink.settings import Settings
 from patronlink.storage import tables
@@ -132,7 +133,7 @@ def add_users_demo(db: Database, clock: FrozenClock) -> None:
     from patronlink.domain.agency import Agency
 
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id="DK-775100", name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id="DK-775100", name="Aarhus"), AgencySettings(), clock())
     add_users(db, clock)
 
 

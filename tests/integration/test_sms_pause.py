@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from patronlink.cli import main
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import TemporaryGatewayError
 from patronlink.domain.outbox import MessageStatus
@@ -32,7 +33,7 @@ DAY = 24 * 3600
 def _agencies(db: Database, clock: FrozenClock) -> None:
     with db.transaction() as repos:
         for agency_id, name in ((A, "Horsens"), (B, "Aarhus")):
-            repos.agencies.upsert(Agency(id=agency_id, name=name), {}, clock())
+            repos.agencies.upsert(Agency(id=agency_id, name=name), AgencySettings(), clock())
 
 
 def _dispatch(

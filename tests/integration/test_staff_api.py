@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from patronlink.config.schema import AgencySettings
 from patronlink.services.access import create_token
 from patronlink.services.demo import load_demo
 from patronlink.settings import Settings
@@ -27,7 +28,7 @@ def client(db: Database, settings: Settings, clock: FrozenClock) -> Iterator[htt
     with db.transaction() as repos:
         from patronlink.domain.agency import Agency
 
-        repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id=B, name="Aarhus"), AgencySettings(), clock())
     public = settings.model_copy(update={"metrics_public": True})  # /metrics without a token
     with live_server(create_app(public, db, clock)) as url, httpx.Client(base_url=url) as c:
         yield c

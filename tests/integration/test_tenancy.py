@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from patronlink.config.schema import ImportSourceConfig
+from patronlink.config.schema import AgencySettings, ImportSourceConfig
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import Outcome
 from patronlink.domain.import_runs import Trigger
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services.access import create_token
@@ -30,7 +31,6 @@ from patronlink.services.outbox import queue_sms
 from patronlink.services.patrons import PatronInput, create_patron
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import Outcome
 from patronlink.web.app import create_app
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
@@ -138,7 +138,7 @@ def test_every_scoped_route_is_covered() -> None:
 def make_b(db: Database, clock: FrozenClock) -> BResources:
     """Agency B with a patron, an item on loan, a text on the error queue, a source and a run."""
     with db.transaction() as repos:
-        repos.agencies.upsert(Agency(id=B, name="Aarhus"), {}, clock())
+        repos.agencies.upsert(Agency(id=B, name="Aarhus"), AgencySettings(), clock())
         source = ImportSourceConfig.model_validate(
             {"id": "b-source", "agency": B, "url": "https://example.org/b.json"}
             | {"format": "folio-json"}

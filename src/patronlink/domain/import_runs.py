@@ -8,12 +8,17 @@ is tested without a database.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
+
+# How long a run holds its source without renewing the hold, unless configured otherwise
+# (``Settings.import_lease_seconds``, ``PATRONLINK_IMPORT_LEASE_SECONDS``).
+IMPORT_LEASE = dt.timedelta(seconds=120)
 
 
 class RunStatus(StrEnum):

@@ -77,6 +77,9 @@ class AttemptOutcome(StrEnum):
     BUFFERED = "buffered"  # XML family 1042: the gateway holds it; it counts as sent
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
+    # Not sent because the worker lacks a variable the agency's gateway settings name: the text
+    # waits, the attempt is given back, and it is no failure of the gateway (issue 18).
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)

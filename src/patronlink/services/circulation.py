@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.circulation import (
     Item,
     Loan,
@@ -24,13 +24,13 @@ from patronlink.storage.circulation_desk import ReservationRow
 from patronlink.storage.database import Database
 
 
-def renewal_policy(settings: Mapping[str, Any]) -> RenewalPolicy:
+def renewal_policy(settings: AgencySettings) -> RenewalPolicy:
     """The agency's policy from its stored settings (``[agencies.renewal]``)."""
-    renewal = settings.get("renewal", {})
+    renewal = settings.renewal
     return RenewalPolicy(
-        loan_days=int(renewal.get("loan_days", 30)),
-        max_renewals=int(renewal.get("max_renewals", 3)),
-        renew_not_before_days=renewal.get("renew_not_before_days"),
+        loan_days=renewal.loan_days,
+        max_renewals=renewal.max_renewals,
+        renew_not_before_days=renewal.renew_not_before_days,
     )
 
 

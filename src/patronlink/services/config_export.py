@@ -43,7 +43,7 @@ def export_config(db: Database, agency_ref: str | None = None) -> dict[str, Any]
                 "country_code": agency.country_code,
                 "branches": [{"code": b.code, "name": b.name} for b in agency.branches],
             }
-            settings = repos.agencies.settings(agency.id)
+            settings = repos.agencies.settings(agency.id).stored()
             if settings.get("retention_days"):
                 entry["retention_days"] = settings["retention_days"]
             for section in ("sms", "renewal", "registration", "texts"):

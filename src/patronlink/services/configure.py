@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from patronlink.config.loader import LoadedConfig
-from patronlink.config.schema import AgencyConfig
+from patronlink.config.schema import AgencyConfig, AgencySettings
 from patronlink.domain.agency import Agency, Branch, Language
 from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
 from patronlink.services import audit
@@ -31,17 +30,9 @@ class ApplyReport:
         return bool(self.changes)
 
 
-def agency_settings(config: AgencyConfig) -> dict[str, Any]:
+def agency_settings(config: AgencyConfig) -> AgencySettings:
     """The sections stored with the agency (secrets still as written, ``${VAR}`` unresolved)."""
-    stored: dict[str, Any] = {
-        "sms": config.sms.model_dump(mode="json"),
-        "renewal": config.renewal.model_dump(mode="json"),
-        "texts": dict(config.texts),
-        "registration": config.registration.model_dump(mode="json", exclude_none=True),
-    }
-    if config.retention_days is not None:  # absent when unset: older rows compare equal
-        stored["retention_days"] = config.retention_days
-    return stored
+    return config.settings()
 
 
 def apply_config(

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from patronlink.config.schema import AgencySettings, SmsConfig
 from patronlink.domain.agency import Agency
 from patronlink.domain.delivery import Report, kannel_signature
 from patronlink.domain.errors import NotFound, Unauthenticated, ValidationError
 from patronlink.services.clock import Clock
-from patronlink.services.gateway_config import sms_settings
 from patronlink.services.secrets import VerifiedPasswords, constant_time_equals, resolve
 from patronlink.services.throttle import Refused, Throttle, Ticket, TooManyAttempts
 from patronlink.storage.database import Database, Repositories
@@ -32,12 +31,15 @@ class CallbackAgency:
     """The agency a callback names, with its SMS settings (secrets still as written)."""
 
     agency: Agency
-    sms: dict[str, Any]
-    settings: dict[str, Any]
+    settings: AgencySettings
+
+    @property
+    def sms(self) -> SmsConfig:
+        return self.settings.sms
 
     def secret(self, key: str, environ: Mapping[str, str]) -> str:
         """A gateway secret of the agency, resolved; empty when not configured."""
-        value = self.sms.get(key)
+        value = getattr(self.settings.sms, key)
         return resolve(str(value), environ) if value else ""
 
 
@@ -48,7 +50,7 @@ def callback_agency(db: Database, agency_ref: str) -> CallbackAgency:
     if found is None:
         raise NotFound(f"agency {agency_ref!r} does not exist")
     agency, settings = found
-    return CallbackAgency(agency, sms_settings(settings), dict(settings))
+    return CallbackAgency(agency, settings)
 
 
 def login_name(agency_ref: str, username: str) -> str:
@@ -97,14 +99,14 @@ def check_integration_user(
             raise Unauthenticated("wrong user or password")
     assert found is not None
     agency, settings, _ = found
-    return CallbackAgency(agency, sms_settings(settings), dict(settings))
+    return CallbackAgency(agency, settings)
 
 
 def check_kannel_signature(
     found: CallbackAgency, message_id: int, signature: str, environ: Mapping[str, str]
 ) -> None:
     """``Unauthenticated`` unless ``signature`` is the one the Kannel driver put in its dlr-url."""
-    secret = found.secret("password", environ) if found.sms.get("driver") == "kannel" else ""
+    secret = found.secret("password", environ) if found.sms.driver == "kannel" else ""
     if not secret:
         raise Unauthenticated("this agency does not send through Kannel")
     expected = kannel_signature(secret, found.agency.id, message_id)
@@ -239,8 +241,8 @@ def _lookup(
         if with_user is None:
             return None
         agency, settings, stored = with_user
-        return CallbackAgency(agency, sms_settings(settings), dict(settings)), stored
+        return CallbackAgency(agency, settings), stored
     found = repos.agencies.get_with_settings(agency_ref, branches=False)
     if found is None:
         return None
-    return CallbackAgency(found[0], sms_settings(found[1]), dict(found[1])), None
+    return CallbackAgency(found[0], found[1]), None

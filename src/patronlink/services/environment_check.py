@@ -14,7 +14,7 @@ def missing_secrets(db: Database, environ: Mapping[str, str]) -> dict[str, list[
     found: dict[str, list[str]] = {}
     with db.transaction() as repos:
         for agency in repos.agencies.list():
-            names = missing_variables(repos.agencies.settings(agency.id), environ)
+            names = missing_variables(repos.agencies.settings(agency.id).stored(), environ)
             if names:
                 found[f"agency {agency.id}"] = sorted(names)
         for source_id, _agency, settings in repos.import_sources.list():

@@ -35,6 +35,7 @@ from patronlink.domain.errors import (
 )
 from patronlink.domain.import_records import RecordError
 from patronlink.domain.import_runs import (
+    IMPORT_LEASE,
     DeactivationRules,
     RunCounts,
     RunStatus,
@@ -58,7 +59,7 @@ from patronlink.storage.import_runs import ImportRunRepository, SourceStateRepos
 # its source for at most this long, and the next claim (or the worker's sweep) marks its run
 # failed. This is the functions' default; the CLI, the web and the worker pass
 # ``Settings.import_lease_seconds`` (``PATRONLINK_IMPORT_LEASE_SECONDS``) instead.
-LEASE = dt.timedelta(seconds=120)
+LEASE = IMPORT_LEASE
 # A feed at least this large is read in a second process (``sources/reader_process.py``), beside
 # the database work; a smaller one in-process, where starting that process would cost more than
 # it saves: starting it takes about 0.1 s, as long as reading some 2,000 users here, and 2 MiB is

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
 from patronlink.domain.audit import SYSTEM, Actor, AuditAction
@@ -23,7 +23,6 @@ from patronlink.domain.sms_text import account
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
-from patronlink.services.gateway_config import sms_settings
 from patronlink.storage.database import Database, Repositories
 from patronlink.storage.outbox import MessageFilter, NewMessage
 
@@ -40,7 +39,7 @@ def prepare(
     now: dt.datetime,
     send_at: dt.datetime | None,
     origin: str,
-    settings: Mapping[str, Any] | None = None,
+    settings: AgencySettings | None = None,
 ) -> NewMessage:
     """Validate one text and decide when it may go out (never inside the quiet hours)."""
     body = text.strip()
@@ -57,13 +56,13 @@ def prepare(
     if due - now > MAX_SCHEDULE_AHEAD:
         raise ValidationError("send_at is more than three months ahead", field="send_at")
     due = max(due.astimezone(dt.UTC), now)
-    sms = sms_settings(repos.agencies.settings(agency.id) if settings is None else settings)
-    if sms.get("quiet_hours"):
-        due = QuietHours.parse(sms["quiet_hours"]).release_time(due, agency.zone)
+    sms = (repos.agencies.settings(agency.id) if settings is None else settings).sms
+    if sms.quiet_hours:
+        due = QuietHours.parse(sms.quiet_hours).release_time(due, agency.zone)
     counted = account(body)
     # A gateway that can hold a text gets it at once with its schedule (sendtiming or
     # scheduledTime); for the others the text waits here until it is due.
-    pick_up = now if can_schedule(str(sms.get("driver"))) else due
+    pick_up = now if can_schedule(sms.driver) else due
     return NewMessage(
         agency_id=agency.id,
         to_number=number,

@@ -173,14 +173,14 @@ def apply_retention(
         chosen = [require_agency(repos, agency_ref)] if agency_ref else repos.agencies.list()
         due: list[RetentionResult] = []
         for agency in chosen:
-            days = repos.agencies.settings(agency.id).get("retention_days")
+            days = repos.agencies.settings(agency.id).retention_days
             if not days:
                 continue
             today = now.astimezone(agency.zone).date()
             ids = repos.lifecycle.past_retention(
                 agency.id,
-                today - dt.timedelta(days=int(days)),
-                now - dt.timedelta(days=int(days)),
+                today - dt.timedelta(days=days),
+                now - dt.timedelta(days=days),
                 limit,
             )
             due.append(RetentionResult(agency.id, ids))

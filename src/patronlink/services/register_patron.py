@@ -11,9 +11,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pydantic
-
-from patronlink.config.schema import RegistrationConfig
 from patronlink.domain.agency import Agency
 from patronlink.domain.errors import ConfigError, Conflict, NotFound, ValidationError
 from patronlink.domain.patron import PatronStatus
@@ -64,11 +61,10 @@ def _agency(repos: Repositories, ref: str | None, default_agency: str | None) ->
 
 def _load_form(repos: Repositories, ref: str | None, default_agency: str | None) -> AgencyForm:
     agency = _agency(repos, ref, default_agency)
-    stored = repos.agencies.settings(agency.id).get("registration") or {}
+    config = repos.agencies.settings(agency.id).registration
     try:
-        config = RegistrationConfig.model_validate(stored)
         form = build_form(agency.branches, config.overrides())
-    except (pydantic.ValidationError, ValidationError) as exc:
+    except ValidationError as exc:
         # Only a database edited by hand (or branches changed behind the form's back) gets here;
         # `config apply` refuses such a form.
         raise ConfigError(f"the registration form of {agency.id} is not valid: {exc}") from exc

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain import phone
 from patronlink.domain.agency import Agency
 from patronlink.domain.circulation import Loan, Reservation
@@ -78,7 +78,7 @@ class InboundAgency:
     """The agency a request is for, with its settings as read when the request came in."""
 
     agency: Agency
-    settings: dict[str, Any]
+    settings: AgencySettings
 
 
 class _Unverified(Exception):
@@ -89,7 +89,7 @@ class _Unverified(Exception):
         self.stored = stored
 
 
-Credentials = tuple[Agency, dict[str, Any], str | None]
+Credentials = tuple[Agency, AgencySettings, str | None]
 
 
 @dataclass
@@ -228,7 +228,7 @@ def _receive(
     agency, settings, stored = found
     if not request.preauthenticated and not passwords.remembered(stored, request.password):
         raise _Unverified(stored)
-    if not settings.get("renewal", {}).get("sms_enabled", False):
+    if not settings.renewal.sms_enabled:
         raise PermissionDenied(f"renewal by SMS is not enabled for {agency.id}")
     return _handle(repos, InboundAgency(agency, settings), request, body, command, now, reads)
 
@@ -288,7 +288,7 @@ def _process(
     if not matched:
         return InboundResult("unknown_number")  # the spec: no reply to an unknown number
     result = InboundResult("renewed", patrons=[p.patron_id for _, p in matched])
-    texts = Texts(agency.language.value, settings.get("texts", {}))
+    texts = Texts(agency.language.value, settings.texts)
     replies: list[str] = []
     if isinstance(command, NotUnderstood):
         result.outcome = "not_understood"

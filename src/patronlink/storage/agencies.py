@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency, Branch, Language, is_bare_number
 from patronlink.storage.tables import agencies, import_sources, integration_users
 from patronlink.storage.tables import branches as _branches
@@ -42,7 +43,7 @@ class AgencyRepository:
 
     def get_with_settings(
         self, ref: str, *, branches: bool = True
-    ) -> tuple[Agency, dict[str, Any]] | None:
+    ) -> tuple[Agency, AgencySettings] | None:
         """The agency and its configured sections in one query (and one for the branches)."""
         ref = ref.strip()
         if "\x00" in ref:
@@ -55,11 +56,13 @@ class AgencyRepository:
         row = self._conn.execute(select(agencies).where(cond)).mappings().first()
         if row is None:
             return None
-        return self._to_domain(row, branches=branches), dict(row["settings"] or {})
+        return self._to_domain(row, branches=branches), AgencySettings.from_stored(
+            row["settings"], row["id"]
+        )
 
     def with_credentials(
         self, ref: str, username: str
-    ) -> tuple[Agency, dict[str, Any], str | None] | None:
+    ) -> tuple[Agency, AgencySettings, str | None] | None:
         """The agency (no branches), its settings and the integration user's password hash
         (None: no such user), in one query."""
         ref = ref.strip()
@@ -74,9 +77,9 @@ class AgencyRepository:
         if row is None:
             return None
         agency = self._to_domain(row, branches=False)
-        return agency, dict(row["settings"] or {}), row["password_hash"]
+        return agency, AgencySettings.from_stored(row["settings"], row["id"]), row["password_hash"]
 
-    def _without_user(self, ref: str) -> tuple[Agency, dict[str, Any], str | None] | None:
+    def _without_user(self, ref: str) -> tuple[Agency, AgencySettings, str | None] | None:
         found = self.get_with_settings(ref, branches=False)
         return None if found is None else (found[0], found[1], None)
 
@@ -84,11 +87,12 @@ class AgencyRepository:
         rows = self._conn.execute(select(agencies).order_by(agencies.c.id)).mappings().all()
         return [self._to_domain(r) for r in rows]
 
-    def settings(self, agency_id: str) -> dict[str, Any]:
+    def settings(self, agency_id: str) -> AgencySettings:
+        """The agency's configured sections, typed (an agency without any: the defaults)."""
         value = self._conn.execute(
             select(agencies.c.settings).where(agencies.c.id == agency_id)
         ).scalar_one_or_none()
-        return dict(value or {})
+        return AgencySettings.from_stored(value, agency_id)
 
     def _to_domain(self, row: Any, *, branches: bool = True) -> Agency:
         branch_rows = (
@@ -109,7 +113,7 @@ class AgencyRepository:
             branches=tuple(Branch(code=b.code, name=b.name) for b in branch_rows),
         )
 
-    def upsert(self, agency: Agency, settings: dict[str, Any], now: dt.datetime) -> bool:
+    def upsert(self, agency: Agency, settings: AgencySettings, now: dt.datetime) -> bool:
         """Create or update; returns True when anything changed."""
         values = {
             "number": agency.number,
@@ -117,7 +121,7 @@ class AgencyRepository:
             "timezone": agency.timezone,
             "language": agency.language.value,
             "country_code": agency.country_code,
-            "settings": settings,
+            "settings": settings.stored(),
         }
         existing = (
             self._conn.execute(select(agencies).where(agencies.c.id == agency.id))

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, func, select
 
+from patronlink.domain.outbox import AttemptOutcome
 from patronlink.storage.tables import message_attempts, messages
 
-_SUCCESS = ("sent", "buffered")
+_SUCCESS = (AttemptOutcome.SENT.value, AttemptOutcome.BUFFERED.value)
+# A text held for a secret the worker lacks was not offered to the gateway: no failure of it.
+_NOT_ATTEMPTS = (AttemptOutcome.HELD.value,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +28,16 @@ class AlertQueries:
         self._conn = conn
 
     def attempts_since(self, agency_id: str | None, since: dt.datetime) -> list[AttemptTally]:
-        """Per agency: attempts finished since ``since``, how many succeeded, the last reason."""
+        """Per agency: attempts of its gateway finished since ``since`` (holds are none), how
+        many succeeded, the last reason."""
         success = func.sum(case((message_attempts.c.outcome.in_(_SUCCESS), 1), else_=0))
         stmt = (
             select(messages.c.agency_id, func.count(), success, func.max(message_attempts.c.id))
             .join(messages, messages.c.id == message_attempts.c.message_id)
-            .where(message_attempts.c.finished_at >= since)
+            .where(
+                message_attempts.c.finished_at >= since,
+                message_attempts.c.outcome.not_in(_NOT_ATTEMPTS),
+            )
             .group_by(messages.c.agency_id)
         )
         if agency_id is not None:

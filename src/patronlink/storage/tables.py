@@ -239,7 +239,7 @@ message_attempts = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
     Column("driver", String(16), nullable=False),
-    Column("outcome", String(12), nullable=False),  # sent | buffered | temporary | permanent
+    Column("outcome", String(12), nullable=False),  # sent | buffered | temporary | permanent | held
     Column("http_status", Integer),
     Column("code", String(32)),
     Column("description", Text),

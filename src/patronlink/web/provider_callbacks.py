@@ -258,7 +258,7 @@ def verify_gatewayapi(
     """The claims of GatewayAPI's ``X-Gwapi-Signature``; ``Unauthenticated`` unless it is an
     HS256 JWT signed with the agency's ``webhook_secret``."""
     secret = found.secret("webhook_secret", environ)
-    if not secret or found.sms.get("driver") != "gatewayapi":
+    if not secret or found.sms.driver != "gatewayapi":
         raise Unauthenticated("this agency takes no GatewayAPI webhooks")
     try:
         with warnings.catch_warnings():

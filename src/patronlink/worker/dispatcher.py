@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import random
@@ -33,29 +32,25 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from patronlink.config.schema import SmsConfig
+from patronlink.domain.dispatch import ClaimedMessage, Outcome, SendPolicy, decide
 from patronlink.domain.errors import (
     ConfigError,
     InvalidPhoneNumber,
     PermanentGatewayError,
     TemporaryGatewayError,
 )
-from patronlink.domain.outbox import (
-    AttemptOutcome,
-    MessageStatus,
-    QuietHours,
-    RetryPolicy,
-    next_step_after_temporary,
-)
+from patronlink.domain.outbox import AttemptOutcome, MessageStatus, QuietHours, RetryPolicy
 from patronlink.gateways.base import GatewayConfig, OutgoingSms, SmsGateway
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
-from patronlink.services.gateway_config import gateway_config, sms_settings
+from patronlink.services.gateway_config import gateway_config
 from patronlink.services.secrets import missing_variables
 from patronlink.storage.database import Database
 from patronlink.storage.failures import is_unavailable
-from patronlink.storage.outbox import NEVER_STALE, ClaimedMessage, Outcome
+from patronlink.storage.outbox import NEVER_STALE
 from patronlink.worker.health import Backoff, Loop
 from patronlink.worker.metrics import DispatchMetrics
 
@@ -92,11 +87,8 @@ class _Route:
     key: str
     gateway: SmsGateway | None
     driver: str
-    max_attempts: int
-    quiet: QuietHours | None
-    zone: Any
+    policy: SendPolicy  # what becomes of a text after an attempt
     concurrency: int  # texts at a time to this gateway
-    schedules: bool  # the gateway holds a text until a given time
     config_error: str | None = None
     # Variables the agency's gateway settings name but this process lacks: its texts are held
     # as queued (not failed) until the operator sets them and the worker restarts.
@@ -117,10 +109,6 @@ class DispatchStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-
-
-# How long a text waits before it looks again for a gateway secret missing from the environment.
-HOLD_FOR_MISSING_SECRET = dt.timedelta(minutes=5)
 
 
 class Dispatcher:
@@ -415,25 +403,26 @@ class Dispatcher:
         with self.db.transaction() as repos:
             for agency_id in agency_ids:
                 agency = require_agency(repos, agency_id)
-                sms = sms_settings(repos.agencies.settings(agency_id))
-                key = json.dumps([sms, agency.country_code, agency.timezone], sort_keys=True)
+                sms = repos.agencies.settings(agency_id).sms
+                key = repr((sms, agency.country_code, agency.timezone))
 
-                def build(
-                    agency: Any = agency, sms: dict[str, Any] = sms, key: str = key
-                ) -> _Route:
-                    quiet = QuietHours.parse(sms["quiet_hours"]) if sms.get("quiet_hours") else None
-                    driver = str(sms.get("driver", "console"))
+                def build(agency: Any = agency, sms: SmsConfig = sms, key: str = key) -> _Route:
+                    quiet = QuietHours.parse(sms.quiet_hours) if sms.quiet_hours else None
+                    policy = SendPolicy(
+                        max_attempts=sms.max_attempts,
+                        retry=self.settings.retry,
+                        quiet=quiet,
+                        zone=agency.zone,
+                        schedules=can_schedule(sms.driver),
+                    )
                     route = _Route(
                         key=key,
                         gateway=None,
-                        driver=driver,
-                        max_attempts=int(sms.get("max_attempts", 5)),
-                        quiet=quiet,
-                        zone=agency.zone,
-                        concurrency=max(1, int(sms.get("concurrency", 4))),
-                        schedules=can_schedule(driver),
+                        driver=sms.driver,
+                        policy=policy,
+                        concurrency=sms.concurrency,
                     )
-                    route.missing = tuple(sorted(missing_variables(sms, self.environ)))
+                    route.missing = tuple(sorted(missing_variables(sms.model_dump(), self.environ)))
                     if route.missing:
                         return route
                     try:
@@ -515,7 +504,7 @@ class Dispatcher:
     async def _attempt(self, message: ClaimedMessage, route: _Route) -> Outcome:
         started = self.clock()
         schedule_at = None
-        if route.schedules and message.send_at > started + dt.timedelta(minutes=1):
+        if route.policy.schedules and message.send_at > started + dt.timedelta(minutes=1):
             schedule_at = message.send_at
         t0 = time.perf_counter()
         outgoing: OutgoingSms | None = None
@@ -548,15 +537,16 @@ class Dispatcher:
                 wrapped = TemporaryGatewayError(f"unexpected driver error: {type(exc).__name__}")
                 outcome = self._temporary(message, route, started, wrapped)
             else:
+                kind = AttemptOutcome.BUFFERED if result.buffered else AttemptOutcome.SENT
+                finished = self.clock()
+                status = decide(kind, message.attempts, route.policy, finished, 0.0).status
                 outcome = Outcome(
                     message_id=message.id,
-                    status=MessageStatus.SENT,
+                    status=status,
                     started_at=started,
-                    finished_at=self.clock(),
+                    finished_at=finished,
                     driver=route.driver,
-                    attempt_outcome=(
-                        AttemptOutcome.BUFFERED if result.buffered else AttemptOutcome.SENT
-                    ).value,
+                    attempt_outcome=kind.value,
                     http_status=result.http_status,
                     code=result.code,
                     description=result.description,
@@ -632,13 +622,10 @@ class Dispatcher:
         started: dt.datetime,
         exc: TemporaryGatewayError,
     ) -> Outcome:
-        status = next_step_after_temporary(message.attempts, route.max_attempts)
         finished = self.clock()
-        next_at = None
+        kind = AttemptOutcome.TEMPORARY
+        status, next_at = decide(kind, message.attempts, route.policy, finished, self.rng())
         if status is MessageStatus.QUEUED:
-            next_at = finished + self.settings.retry.delay(message.attempts, self.rng())
-            if route.quiet is not None and not route.schedules:
-                next_at = route.quiet.release_time(next_at, route.zone)
             self.stats.retried += 1
         else:
             self.stats.failed += 1
@@ -648,7 +635,7 @@ class Dispatcher:
             started_at=started,
             finished_at=finished,
             driver=route.driver,
-            attempt_outcome=AttemptOutcome.TEMPORARY.value,
+            attempt_outcome=kind.value,
             next_attempt_at=next_at,
             http_status=exc.http_status,
             code=exc.code,
@@ -656,17 +643,20 @@ class Dispatcher:
         )
 
     def _held(self, message: ClaimedMessage, route: _Route, started: dt.datetime) -> Outcome:
-        """Back to the queue, never to the error queue: the fault is this process's environment."""
+        """Back to the queue, never to the error queue: the fault is this process's environment.
+        The attempt is given back and is no failure of the gateway (``AttemptOutcome.HELD``)."""
         finished = self.clock()
+        kind = AttemptOutcome.HELD
+        status, next_at = decide(kind, message.attempts, route.policy, finished, 0.0)
         self.stats.retried += 1
         return Outcome(
             message_id=message.id,
-            status=MessageStatus.QUEUED,
+            status=status,
             started_at=started,
             finished_at=finished,
             driver=route.driver,
-            attempt_outcome=AttemptOutcome.TEMPORARY.value,
-            next_attempt_at=finished + HOLD_FOR_MISSING_SECRET,
+            attempt_outcome=kind.value,
+            next_attempt_at=next_at,
             description="held: environment variable(s) not set in the worker: "
             + ", ".join(route.missing),
         )
@@ -681,13 +671,16 @@ class Dispatcher:
         code: str | None = None,
     ) -> Outcome:
         self.stats.failed += 1
+        finished = self.clock()
+        kind = AttemptOutcome.PERMANENT
+        status = decide(kind, message.attempts, route.policy, finished, 0.0).status
         return Outcome(
             message_id=message.id,
-            status=MessageStatus.ERROR,
+            status=status,
             started_at=started,
-            finished_at=self.clock(),
+            finished_at=finished,
             driver=route.driver,
-            attempt_outcome=AttemptOutcome.PERMANENT.value,
+            attempt_outcome=kind.value,
             http_status=http_status,
             code=code,
             description=description,

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from patronlink.domain.dispatch import Outcome
 from patronlink.domain.outbox import AttemptOutcome, MessageStatus
 from patronlink.storage.database import Database
-from patronlink.storage.outbox import Outcome
 from patronlink.worker.health import Health
 
 

@@ -339,6 +339,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "attempt_outcome_buffered": ("sendt (i gatewayens kø)", "sent (held by the gateway)"),
     "attempt_outcome_temporary": ("midlertidig fejl", "temporary failure"),
     "attempt_outcome_permanent": ("varig fejl", "permanent failure"),
+    "attempt_outcome_held": (
+        "holdt tilbage (miljøvariabel mangler)",
+        "held (environment variable not set)",
+    ),
     "change_create": ("opret", "create"),
     "change_update": ("opdatér", "update"),
     "change_deactivate": ("deaktivér", "deactivate"),

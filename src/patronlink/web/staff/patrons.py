@@ -85,7 +85,7 @@ def show_agency(page: StaffDep, agency_id: AgencyId) -> Response:
         agency = repos.agencies.get(own)
         if agency is None:
             raise NotFound(f"agency {agency_id!r} does not exist")
-        settings = repos.agencies.settings(agency.id)
+        settings = repos.agencies.settings(agency.id).stored()
         users = repos.integration_users.usernames(agency.id)
         sources = repos.import_sources.list(agency.id)
     return page.render(
