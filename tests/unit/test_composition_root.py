@@ -22,9 +22,6 @@ ALLOWED = {
     # The reader child process inherits the parent's environment plus PYTHONPATH: that is the
     # environment of a process, not configuration patronlink reads.
     "sources/reader_process.py",
-    # `Dispatcher(environ=None)` falls back to the process's; the runner always passes the
-    # container's. (Due to go: the dispatcher was being split while this test was written.)
-    "worker/dispatcher.py",
 }
 
 

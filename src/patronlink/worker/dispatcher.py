@@ -130,7 +130,9 @@ class Dispatcher:
         self.clock = clock
         self.factory = gateway_factory
         self.settings = settings or DispatchSettings()
-        self.environ = os.environ if environ is None else environ
+        # The environment the ${VAR} references resolve in: the composition root passes the
+        # process's; without one (tests, benchmarks) none is set.
+        self.environ: Mapping[str, str] = {} if environ is None else environ
         self.metrics = metrics
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.rng = rng
