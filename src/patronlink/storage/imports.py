@@ -3,7 +3,7 @@ many patrons at once, and the per-patron import state (last digest, consecutive 
 
 An import is measured in tens of thousands of patrons a second, so every method works on a whole
 batch with a fixed number of statements, and the hot ones run on the driver itself
-(``import_driver.Driver``, inside the caller's transaction) rather than through SQLAlchemy: a
+(``raw_driver.Driver``, inside the caller's transaction) rather than through SQLAlchemy: a
 batch's lookups are one statement each with the batch's ids as one parameter (``PAGE`` at a
 time); created patrons, their numbers and their state are inserted with PostgreSQL's binary
 ``COPY`` (from a writer thread, see ``ImportStore``) or SQLite's ``executemany``; the source's
@@ -35,9 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patronlink.domain.patron import Patron, PatronStatus
-from patronlink.storage.import_driver import Driver
 from patronlink.storage.patrons import PatronRepository, patron_row_values
 from patronlink.storage.raw import bind_time
+from patronlink.storage.raw_driver import Driver
 from patronlink.storage.tables import (
     import_patron_state,
     patron_id_sequences,
