@@ -254,8 +254,8 @@ class PatronFields(NamedTuple):
     """The patron ``validate`` reads from a record, without the agency, the source and the
     external id (``patron`` adds them). Built and read by name: nothing depends on the order of
     ``Patron``'s fields. A named tuple rather than a dataclass: one is made for every record
-    validated, and the reader process sends it to the importing process as it is (a tuple
-    pickles in C)."""
+    validated, and the reader process sends its plain tuple to the importing process (a tuple
+    pickles in C), which makes it a ``PatronFields`` again."""
 
     patron_id: str
     name: str
