@@ -92,7 +92,7 @@ def test_every_fault_of_a_record_is_reported() -> None:
     )
     fields, _ = validate(long, country_code=COUNTRY)
     assert fields is not None
-    assert fields[13] == ("x" * 64,)
+    assert fields.phones_unparsed == ("x" * 64,)
 
 
 # --- FOLIO as FOLIO sends it ---------------------------------------------------------------------
@@ -192,11 +192,11 @@ def test_koha_import_t_dates_are_decided_from_the_file(line: str, fmt: str) -> N
     assert record.date_format == fmt
     fields, faults = validate(record, country_code="1")
     assert fields is not None
-    assert fields[3] == dt.date(2015, 7, 1)  # expiry
-    assert fields[10] == dt.date(1965, 10, 16)  # birth date
+    assert fields.expiry_date == dt.date(2015, 7, 1)
+    assert fields.birth_date == dt.date(1965, 10, 16)
     assert reader.notes == [f"dates read as {fmt} ({import_dates.PATTERNS[fmt]})"]
     # Koha's test phones (7-(388)559-6763) are not numbers: kept as written, each a warning.
-    assert fields[13] == ("7-(388)559-6763", "3-(373)151-4471")
+    assert fields.phones_unparsed == ("7-(388)559-6763", "3-(373)151-4471")
     assert [f.severity for f in faults] == [Severity.WARNING, Severity.WARNING]
 
 

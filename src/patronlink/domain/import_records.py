@@ -17,7 +17,7 @@ import marshal
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from patronlink.domain import import_dates, phone
 from patronlink.domain.errors import ValidationError
@@ -174,7 +174,7 @@ def check(record: ImportedRecord, *, agency_id: str, country_code: str, source_i
     fields, faults = validate(record, country_code=country_code)
     if fields is None:
         return Checked(record.external_id, None, faults, record.absent)
-    patron = Patron(agency_id, *fields[:12], source_id, record.external_id, *fields[12:])
+    patron = fields.patron(agency_id=agency_id, source_id=source_id, external_id=record.external_id)
     return Checked(record.external_id, patron, faults, record.absent)
 
 
@@ -250,12 +250,48 @@ def to_patron(
     return checked.patron
 
 
-# The patron fields ``validate`` gives, in the order of ``Patron``'s (the agency, the source
-# and the external id left out).
-PatronFields = tuple[
-    str, str, PatronStatus, dt.date | None, str | None, tuple[str, ...], str | None, bool,
-    tuple[str, ...], str | None, dt.date | None, str | None, dict[str, str], tuple[str, ...],
-]  # fmt: skip
+class PatronFields(NamedTuple):
+    """The patron ``validate`` reads from a record, without the agency, the source and the
+    external id (``patron`` adds them). Built and read by name: nothing depends on the order of
+    ``Patron``'s fields. A named tuple rather than a dataclass: one is made for every record
+    validated, and the reader process sends its plain tuple to the importing process (a tuple
+    pickles in C), which makes it a ``PatronFields`` again."""
+
+    patron_id: str
+    name: str
+    status: PatronStatus
+    expiry_date: dt.date | None
+    email: str | None
+    phones: tuple[str, ...]
+    sms_number: str | None
+    want_sms: bool
+    address_lines: tuple[str, ...]
+    zip: str | None
+    birth_date: dt.date | None
+    home_branch: str | None
+    extra: dict[str, str]
+    phones_unparsed: tuple[str, ...]
+
+    def patron(self, *, agency_id: str, source_id: str, external_id: str) -> Patron:
+        return Patron(
+            agency_id=agency_id,
+            patron_id=self.patron_id,
+            name=self.name,
+            status=self.status,
+            expiry_date=self.expiry_date,
+            email=self.email,
+            phones=self.phones,
+            sms_number=self.sms_number,
+            want_sms=self.want_sms,
+            address_lines=self.address_lines,
+            zip=self.zip,
+            birth_date=self.birth_date,
+            home_branch=self.home_branch,
+            source=source_id,
+            external_id=external_id,
+            extra=self.extra,
+            phones_unparsed=self.phones_unparsed,
+        )
 
 
 def _invalid_number(text: str, field: str, exc: ValidationError) -> Fault:
@@ -356,21 +392,21 @@ def validate(
     birth = _day(record.birth_date, "birth date", "birth_date", record.date_format, fault)
     if faults and any(f.severity is Severity.ERROR for f in faults):
         return None, tuple(faults)
-    return (
-        patron_id,
-        name,
-        PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
-        expiry,
-        email or None,
-        phones,
-        sms,
-        record.want_sms and (sms is not None or bool(phones)),
-        tuple(line.strip() for line in record.address_lines if line.strip()),
-        record.zip.strip() or None,
-        birth,
-        record.home_branch.strip() or None,
-        dict(record.extra),
-        unparsed,
+    return PatronFields(
+        patron_id=patron_id,
+        name=name,
+        status=PatronStatus.ACTIVE if record.active else PatronStatus.INACTIVE,
+        expiry_date=expiry,
+        email=email or None,
+        phones=phones,
+        sms_number=sms,
+        want_sms=record.want_sms and (sms is not None or bool(phones)),
+        address_lines=tuple(line.strip() for line in record.address_lines if line.strip()),
+        zip=record.zip.strip() or None,
+        birth_date=birth,
+        home_branch=record.home_branch.strip() or None,
+        extra=dict(record.extra),
+        phones_unparsed=unparsed,
     ), tuple(faults)
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -34,7 +35,7 @@ from patronlink.domain.import_records import (
 )
 from patronlink.domain.import_runs import DeactivationRules, RunCounts, plan_deactivation
 from patronlink.domain.patron import Patron
-from patronlink.storage.imports import ImportStore, Known
+from patronlink.storage.imports import ImportStore, Known, NewPatron, PatronState
 
 BATCH = 2000
 # Fields an entry leaves out that are kept whatever the feed says (a patron id made up for a
@@ -67,6 +68,26 @@ class _Keys:
     def __contains__(self, key: int) -> bool:
         index = key >> 3
         return index < len(self._bits) and bool(self._bits[index] & (1 << (key & 7)))
+
+
+class _Candidate(NamedTuple):
+    """An entry of a batch read into a patron, to be created or to update its match."""
+
+    number: int
+    external_id: str
+    digest: str
+    match: Known | None  # the source's patron with the entry's external id
+    patron: Patron
+    checked: Checked
+
+
+class _Update(NamedTuple):
+    """A stored patron and the patron an entry says it is."""
+
+    digest: str
+    known: Known
+    patron: Patron
+    keep: frozenset[str]  # fields the entry does not carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +259,7 @@ class Synchroniser:
         known: dict[str, Known],
     ) -> None:
         """Each entry of the batch, in feed order: an error, unchanged, or to be written."""
-        candidates: list[tuple[int, str, str, Known | None, Patron, Checked]] = []
+        candidates: list[_Candidate] = []
         seen = self._seen_external
         for item in batch:
             if isinstance(item, RecordError):
@@ -281,28 +302,36 @@ class Synchroniser:
                 self._fail_checked(item.number, checked)
                 continue
             candidates.append(
-                (item.number, checked.external_id, item.fingerprint, match, checked.patron, checked)
+                _Candidate(
+                    number=item.number,
+                    external_id=checked.external_id,
+                    digest=item.fingerprint,
+                    match=match,
+                    patron=checked.patron,
+                    checked=checked,
+                )
             )
         if candidates:
             self._write(candidates)
 
-    def _write(self, candidates: list[tuple[int, str, str, Known | None, Patron, Checked]]) -> None:
+    def _write(self, candidates: list[_Candidate]) -> None:
         lookups = [
-            p.patron_id
-            for _, _, _, k, p, _ in candidates
-            if p.patron_id and (k is None or k.patron_id != p.patron_id)
+            c.patron.patron_id
+            for c in candidates
+            if c.patron.patron_id and (c.match is None or c.match.patron_id != c.patron.patron_id)
         ]
         by_patron_id = self._store.by_patron_id(self._agency_id, lookups) if lookups else {}
         claimed: set[str] = set()
-        creates: list[tuple[Patron, str]] = []
-        updates: list[tuple[str, Known, Patron, frozenset[str]]] = []
-        for number, external_id, digest, match, patron, checked in candidates:
+        creates: list[NewPatron] = []
+        updates: list[_Update] = []
+        for c in candidates:
+            number, match, patron, checked = c.number, c.match, c.patron, c.checked
             other = by_patron_id.get(patron.patron_id)
             reason = None
             if patron.patron_id and patron.patron_id in claimed:
                 reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
             elif match is None and other is None:
-                creates.append((patron, digest))
+                creates.append(NewPatron(patron=patron, digest=c.digest))
             elif match is None and other is not None:
                 if other.pk in self._seen_pks:
                     reason = f"patron id {patron.patron_id!r} appears more than once in the feed"
@@ -314,15 +343,19 @@ class Synchroniser:
                 else:
                     # Fall back to the patron id: a patron registered by hand (or re-keyed by the
                     # institution) is taken over by this source rather than duplicated.
-                    updates.append((digest, other, patron, checked.keep))
+                    updates.append(
+                        _Update(digest=c.digest, known=other, patron=patron, keep=checked.keep)
+                    )
             elif match is not None and other is not None and other.pk != match.pk:
                 reason = f"patron id {patron.patron_id!r} is taken by another patron"
             elif match is not None:
-                updates.append((digest, match, patron, checked.keep))
+                updates.append(
+                    _Update(digest=c.digest, known=match, patron=patron, keep=checked.keep)
+                )
             if reason is not None:
                 if match is not None:
                     self._seen_pks.add(match.pk)
-                self._fail(RecordError(number, reason, external_id, "patron_id"))
+                self._fail(RecordError(number, reason, c.external_id, "patron_id"))
                 self.errors.extend(checked.findings(number))
             else:
                 claimed.add(patron.patron_id)
@@ -330,29 +363,34 @@ class Synchroniser:
         self._create(creates)
         self._update(updates)
 
-    def _create(self, creates: list[tuple[Patron, str]]) -> None:
+    def _create(self, creates: list[NewPatron]) -> None:
         if not creates:
             return
-        unnumbered = [i for i, (p, _) in enumerate(creates) if not p.patron_id]
+        unnumbered = [i for i, new in enumerate(creates) if not new.patron.patron_id]
         if unnumbered:
             # Rows without a card number (Koha's own import numbers such patrons too).
             ids = self._store.new_patron_ids(self._agency_id, self._prefix, len(unnumbered))
             for i, patron_id in zip(unnumbered, ids, strict=True):
-                patron, digest = creates[i]
-                creates[i] = (dataclasses.replace(patron, patron_id=patron_id), digest)
+                new = creates[i]
+                creates[i] = new._replace(
+                    patron=dataclasses.replace(new.patron, patron_id=patron_id)
+                )
         pks = self._store.create(creates, self._now)
         self._seen_pks.update(pks)
         self.counts.created += len(pks)
         if self._collect:
-            self.changes.extend(Change("create", p.patron_id, p.name) for p, _ in creates)
+            self.changes.extend(
+                Change("create", new.patron.patron_id, new.patron.name) for new in creates
+            )
 
-    def _update(self, updates: list[tuple[str, Known, Patron, frozenset[str]]]) -> None:
+    def _update(self, updates: list[_Update]) -> None:
         if not updates:
             return
-        stored = self._store.load([k.pk for _, k, _, _ in updates])
+        stored = self._store.load([u.known.pk for u in updates])
         writes: list[tuple[int, Patron]] = []
-        states: list[tuple[int, str | None, int]] = []
-        for digest, known, imported, keep in updates:
+        states: list[PatronState] = []
+        for u in updates:
+            digest, known, imported, keep = u.digest, u.known, u.patron, u.keep
             self._seen_pks.add(known.pk)
             original = stored[known.pk]
             own = keep & ALWAYS_KEPT
@@ -368,7 +406,7 @@ class Synchroniser:
             else:
                 self.counts.unchanged += 1
             if fields or known.digest != digest or known.missing_runs or not known.has_state:
-                states.append((known.pk, digest, 0))
+                states.append(PatronState(pk=known.pk, digest=digest, missing_runs=0))
         self._store.update(writes, self._now)
         self._store.set_state(states)
 

@@ -3,7 +3,7 @@ many patrons at once, and the per-patron import state (last digest, consecutive 
 
 An import is measured in tens of thousands of patrons a second, so every method works on a whole
 batch with a fixed number of statements, and the hot ones run on the driver itself
-(``import_driver.Driver``, inside the caller's transaction) rather than through SQLAlchemy: a
+(``raw_driver.Driver``, inside the caller's transaction) rather than through SQLAlchemy: a
 batch's lookups are one statement each with the batch's ids as one parameter (``PAGE`` at a
 time); created patrons, their numbers and their state are inserted with PostgreSQL's binary
 ``COPY`` (from a writer thread, see ``ImportStore``) or SQLite's ``executemany``; the source's
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -35,9 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patronlink.domain.patron import Patron, PatronStatus
-from patronlink.storage.import_driver import Driver
 from patronlink.storage.patrons import PatronRepository, patron_row_values
 from patronlink.storage.raw import bind_time
+from patronlink.storage.raw_driver import Driver
 from patronlink.storage.tables import (
     import_patron_state,
     patron_id_sequences,
@@ -74,6 +74,22 @@ class Known:
     digest: str | None
     missing_runs: int
     has_state: bool
+
+
+class NewPatron(NamedTuple):
+    """A patron to create, with the digest of the entry it is read from."""
+
+    patron: Patron
+    digest: str
+
+
+class PatronState(NamedTuple):
+    """A patron's import state: the digest it was last written from, and how many runs in a row
+    have not found it."""
+
+    pk: int
+    digest: str | None
+    missing_runs: int
 
 
 def _columns(patron: Patron) -> dict[str, Any]:
@@ -334,7 +350,7 @@ class ImportStore:
         repo = PatronRepository(self._conn)
         return dict(repo.many(pks))
 
-    def create(self, new: Sequence[tuple[Patron, str]], now: dt.datetime) -> list[int]:
+    def create(self, new: Sequence[NewPatron], now: dt.datetime) -> list[int]:
         """Insert patrons with their numbers and import state (digest); returns their keys."""
         if not new:
             return []
@@ -346,17 +362,15 @@ class ImportStore:
             self._insert_created(pks, new, now)
         return pks
 
-    def _insert_created(
-        self, pks: list[int], new: Sequence[tuple[Patron, str]], now: dt.datetime
-    ) -> None:
+    def _insert_created(self, pks: list[int], new: Sequence[NewPatron], now: dt.datetime) -> None:
         stamp = self._timestamp(now)
         values = self._patron_values
         self._driver.insert(
             "patrons",
             _PATRON_COLUMNS,
             (
-                (pk, p.agency_id, *values(p), stamp, stamp)
-                for pk, (p, _) in zip(pks, new, strict=True)
+                (pk, n.patron.agency_id, *values(n.patron), stamp, stamp)
+                for pk, n in zip(pks, new, strict=True)
             ),
             _PATRON_TYPES,
         )
@@ -364,16 +378,16 @@ class ImportStore:
             "patron_phones",
             _PHONE_COLUMNS,
             (
-                (pk, position, p.agency_id, number, kind)
-                for pk, (p, _) in zip(pks, new, strict=True)
-                for position, (number, kind) in enumerate(_numbers(p))
+                (pk, position, n.patron.agency_id, number, kind)
+                for pk, n in zip(pks, new, strict=True)
+                for position, (number, kind) in enumerate(_numbers(n.patron))
             ),
             _PHONE_TYPES,
         )
         self._driver.insert(
             "import_patron_state",
             _STATE_COLUMNS,
-            ((pk, digest, 0) for pk, (_, digest) in zip(pks, new, strict=True)),
+            ((pk, n.digest, 0) for pk, n in zip(pks, new, strict=True)),
             _STATE_TYPES,
         )
         self._created += len(pks)
@@ -426,10 +440,12 @@ class ImportStore:
         if phones:
             self._conn.execute(insert(patron_phones), phones)
 
-    def set_state(self, states: Iterable[tuple[int, str | None, int]]) -> None:
-        """Upsert (patron key, digest, missing runs) for each patron given."""
+    def set_state(self, states: Iterable[PatronState]) -> None:
+        """Upsert the import state of each patron given."""
         self.settle()
-        rows = [{"patron_pk": pk, "digest": d, "missing_runs": m} for pk, d, m in states]
+        rows = [
+            {"patron_pk": s.pk, "digest": s.digest, "missing_runs": s.missing_runs} for s in states
+        ]
         if not rows:
             return
         stmt = self._dialect.insert(import_patron_state)
@@ -459,7 +475,9 @@ class ImportStore:
         Its digest is cleared too (``set_state`` writes both). That costs nothing: a digest
         counts only while the count is 0, so a patron that comes back is compared field by field.
         """
-        self.set_state((pk, None, runs) for pk, runs in missing.items())
+        self.set_state(
+            PatronState(pk=pk, digest=None, missing_runs=runs) for pk, runs in missing.items()
+        )
 
     def deactivate(self, pks: Sequence[int], now: dt.datetime) -> None:
         self.settle()

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
-from patronlink.storage.import_driver import Driver
 from patronlink.storage.raw import bind_json, bind_time
+from patronlink.storage.raw_driver import Driver
 from patronlink.storage.tables import inbound_sms
 
-# Run on every inbound request, on the driver itself (``import_driver.Driver``). The dedupe
+# Run on every inbound request, on the driver itself (``raw_driver.Driver``). The dedupe
 # lookup is one probe of the index on (agency_id, number, text, received_at): however often one
 # number texts, it does not scan that number's other recent messages.
 _SEEN_RECENTLY = (

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from patronlink.domain.delivery import FINAL, Delivery, Report
 from patronlink.domain.dispatch import GIVES_BACK_ATTEMPT, ClaimedMessage, Outcome
 from patronlink.domain.outbox import MessageStatus
-from patronlink.storage.import_driver import Driver
 from patronlink.storage.raw import bind_time, utc
+from patronlink.storage.raw_driver import Driver
 from patronlink.storage.tables import PAUSE_EVERYWHERE, message_attempts, messages
 
 

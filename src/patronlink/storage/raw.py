@@ -1,4 +1,4 @@
-"""Values for statements run on the driver itself (``import_driver.Driver``), below SQLAlchemy.
+"""Values for statements run on the driver itself (``raw_driver.Driver``), below SQLAlchemy.
 
 SQLAlchemy's execution machinery costs 25-40 µs a statement, several times what SQLite itself
 spends on a short statement; the statements that run on every inbound SMS, every claim and every

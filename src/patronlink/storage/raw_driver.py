@@ -1,16 +1,16 @@
-"""Statements on the driver itself (sqlite3, psycopg), below SQLAlchemy, for the hot paths.
+"""The raw-driver path: statements on the DB-API driver itself (sqlite3, psycopg), below
+SQLAlchemy, for the hot paths.
 
 Used by the patron import (``storage/imports.py``), the outbox's claim, outcome batches and
-single-text enqueue (``storage/outbox.py``) and the inbound SMS log (``storage/inbound.py``); the
-module is named for the import, which used it first. Through SQLAlchemy Core every statement
-costs 25-40 µs of Python, every bound value goes through its type's processor (UTC timestamps,
-JSON) and every result row is wrapped; for the statements run per import batch, per claim and
-outcome batch of the dispatcher and per inbound text, that is a large share of the time
-(``bench/import.py``, ``bench/dispatch.py``, ``bench/inbound.py``; ``docs/benchmarks.md``).
-These run on the DBAPI connection under the caller's ``Connection``, so they are part of its
-transaction. Statements are written with ``?`` marks (psycopg is sent ``%s``). The values are
-what SQLAlchemy itself would bind (``storage/raw.py`` converts times and JSON): ISO dates and naive
-UTC timestamps on SQLite, native types on PostgreSQL, JSON as text.
+single-text enqueue (``storage/outbox.py``) and the inbound SMS log (``storage/inbound.py``).
+Through SQLAlchemy Core every statement costs 25-40 µs of Python, every bound value goes through
+its type's processor (UTC timestamps, JSON) and every result row is wrapped; for the statements
+run per import batch, per claim and outcome batch of the dispatcher and per inbound text, that is
+a large share of the time (``bench/import.py``, ``bench/dispatch.py``, ``bench/inbound.py``;
+``docs/benchmarks.md``). These run on the DBAPI connection under the caller's ``Connection``, so
+they are part of its transaction. Statements are written with ``?`` marks (psycopg is sent
+``%s``). The values are what SQLAlchemy itself would bind (``storage/raw.py`` converts times and
+JSON): ISO dates and naive UTC timestamps on SQLite, native types on PostgreSQL, JSON as text.
 """
 
 from __future__ import annotations
