@@ -19,8 +19,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from patronlink.domain.import_records import (
     Checked,
     FeedItem,
@@ -84,7 +82,7 @@ class Synchroniser:
 
     def __init__(
         self,
-        conn: Connection,
+        store: ImportStore,
         *,
         agency_id: str,
         country_code: str,
@@ -97,7 +95,7 @@ class Synchroniser:
         patron_id_prefix: str = "",
         present_only: bool | None = False,
     ) -> None:
-        self._store = ImportStore(conn)
+        self._store = store
         self._agency_id = agency_id
         self._country_code = country_code
         self._source_id = source_id

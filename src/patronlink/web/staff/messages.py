@@ -14,7 +14,6 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
 from patronlink.storage.outbox import MessageFilter
-from patronlink.storage.overview import OverviewQueries
 from patronlink.web.staff.pages import FormDep, Page, StaffDep, local_day, safe_next
 
 router = APIRouter(prefix="/staff")
@@ -51,7 +50,7 @@ def error_queue(
     f = _error_filter(page, agency, since, until, code)
     paged = outbox.page_messages(page.db, f, limit, offset)
     with page.db.transaction() as repos:
-        attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in paged.items])
+        attempts = repos.overview.attempts_of([r["id"] for r in paged.items])
     filters = {"agency": f.agency_id or "", "since": since, "until": until, "code": code}
     # Sent texts that the operator did not deliver (a failed delivery report), with its reason.
     undelivered = outbox.list_messages(
