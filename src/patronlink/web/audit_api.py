@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from patronlink.domain.audit import AuditAction, ObjectKind
 from patronlink.services import audit
-from patronlink.storage.audit import AuditEntry, AuditFilter
+from patronlink.storage.database import AuditEntry, AuditFilter
 from patronlink.web.deps import DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, Limit, set_page_headers
 from patronlink.web.schemas import ErrorOut, Offset, UtcDateTime

@@ -12,8 +12,7 @@ from patronlink.domain.audit import Actor, ActorKind
 from patronlink.services.access import authenticate
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
-from patronlink.storage.access import TokenScope
-from patronlink.storage.database import Database
+from patronlink.storage.database import Database, TokenScope
 
 _bearer = HTTPBearer(auto_error=False, description="a staff API token (patronlink token create)")
 

@@ -16,7 +16,7 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.services import outbox
 from patronlink.services.agencies import require_agency
 from patronlink.services.idempotent_send import queue_sms_once
-from patronlink.storage.outbox import MessageFilter
+from patronlink.storage.database import MessageFilter
 from patronlink.web.deps import (
     ActorDep,
     AgencyDep,

@@ -11,8 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from patronlink.domain.outbox import AttemptOutcome, MessageStatus
-from patronlink.storage.database import Database
-from patronlink.storage.outbox import Outcome
+from patronlink.storage.database import Database, Outcome
 from patronlink.worker.health import Health
 
 

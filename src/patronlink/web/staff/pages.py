@@ -27,8 +27,7 @@ from patronlink.domain.paging import Paged
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
 from patronlink.services.throttle import Throttle
-from patronlink.storage.database import Database
-from patronlink.storage.staff_users import StaffUser
+from patronlink.storage.database import Database, StaffUser
 from patronlink.web.staff.i18n import Translator, from_accept_language, language_of, translator
 from patronlink.web.staff.session import COOKIE, CSRF_FIELD, Session, SessionStore
 
