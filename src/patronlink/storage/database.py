@@ -75,8 +75,9 @@ _R = TypeVar("_R")
 class _Built(Generic[_R]):
     """A repository of ``Repositories``, built on the transaction's connection when first used.
 
-    ``functools.cached_property`` without its lock (Python 3.11 takes one lock per property for
-    every instance): a unit of work belongs to one thread. The built repository is stored in the
+    ``functools.cached_property`` without its lock (on Python 3.11 every first read takes a lock
+    that the property shares across all instances, so across threads): a unit of work belongs
+    to one thread. The built repository is stored in the
     instance's ``__dict__``, where later reads find it without calling this descriptor.
     """
 
