@@ -26,7 +26,7 @@ from patronlink.services.import_patrons import (
 )
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.storage.import_runs import INTERRUPTED, ImportRunRepository, SourceStateRepository
+from patronlink.storage.import_runs import INTERRUPTED
 from patronlink.worker.scheduler import run_due_imports
 from tests.conftest import FrozenClock
 from tests.integration.import_fixtures import SOURCE, add_source, count, patron_rows
@@ -43,14 +43,14 @@ def source(db: Database, clock: FrozenClock, tmp_path: Path) -> None:
 
 def run_row(db: Database, run_id: int) -> tuple[RunStatus, str | None]:
     with db.transaction() as repos:
-        row = ImportRunRepository(repos.conn).get(run_id)
+        row = repos.import_runs.get(run_id)
     assert row is not None
     return row.status, row.message
 
 
 def held_by(db: Database, clock: FrozenClock) -> int | None:
     with db.transaction() as repos:
-        return SourceStateRepository(repos.conn).running_run(SOURCE, clock())
+        return repos.source_state.running_run(SOURCE, clock())
 
 
 @pytest.mark.usefixtures("source")

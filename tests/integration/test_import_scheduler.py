@@ -49,9 +49,7 @@ def test_runs_once_per_due_time(db: Database, clock: FrozenClock, tmp_path: Path
     assert len(run_due_imports(db, clock, {})) == 1
     assert run_due_imports(db, clock, {}) == []
     with db.transaction() as repos:
-        from patronlink.storage.import_runs import ImportRunRepository
-
-        runs = ImportRunRepository(repos.conn).recent(SOURCE)
+        runs = repos.import_runs.recent(SOURCE)
     assert [r.trigger for r in runs] == [Trigger.SCHEDULE, Trigger.SCHEDULE]
     assert all(r.status is RunStatus.SUCCEEDED for r in runs)
 

@@ -140,9 +140,7 @@ def test_record_errors_are_kept_and_do_not_stop_the_run(
     assert "not a date" in reasons[4]
     assert "more than once" in reasons[5]
     with db.transaction() as repos:
-        from patronlink.storage.import_runs import ImportRunRepository
-
-        stored = ImportRunRepository(repos.conn).errors(report.run_id or 0)
+        stored = repos.import_runs.errors(report.run_id or 0)
     assert [e.number for e in stored] == [2, 3, 4, 5]
 
 

@@ -416,8 +416,8 @@ def test_outcome_batch_writes_only_the_messages_this_worker_holds(
     ids = [queue_sms(db, AGENCY, "52903991", f"t{i}", clock) for i in range(4)]
     assert _claim_as(db, clock, "me", 3) == ids[:3]
     assert _claim_as(db, clock, "other", 3) == ids[3:]
-    with db.transaction() as repos:  # e.g. recorded by hand meanwhile: not 'sending' any more
-        repos.conn.execute(
+    with db.engine.begin() as conn:  # e.g. recorded by hand meanwhile: not 'sending' any more
+        conn.execute(
             tables.messages.update()
             .where(tables.messages.c.id == ids[2])
             .values(status="cancelled")
@@ -556,8 +556,8 @@ def test_a_number_spoilt_in_the_database_goes_to_the_error_queue(
     make_agency(db, clock)
     good = queue_sms(db, AGENCY, "52903991", "ok", clock)
     spoilt = queue_sms(db, AGENCY, "52903992", "spoilt", clock)
-    with db.transaction() as repos:  # by hand, past the checks of queueing
-        repos.conn.execute(
+    with db.engine.begin() as conn:  # by hand, past the checks of queueing
+        conn.execute(
             tables.messages.update()
             .where(tables.messages.c.id == spoilt)
             .values(to_number="52903992")

@@ -25,7 +25,6 @@ from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.audit import AuditEntry, AuditFilter
 from patronlink.storage.database import Database
-from patronlink.storage.staff_users import StaffUserRepository
 from patronlink.web.app import create_app
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
@@ -179,7 +178,7 @@ def test_an_administrator_creates_users(root: httpx.Client, base_url: str, db: D
     assert bad.status_code == 422
     assert audit_rows(db) == before
     with db.transaction() as repos:
-        assert StaffUserRepository(repos.conn).id_of("eve") is None
+        assert repos.staff_users.id_of("eve") is None
 
 
 def test_an_administrator_cannot_disable_themself(root: httpx.Client, db: Database) -> None:
@@ -219,7 +218,7 @@ def test_the_page_is_for_administrators_only(base_url: str, db: Database) -> Non
 def test_the_list_pages(root: httpx.Client, db: Database, clock: FrozenClock) -> None:
     assert 'href="/staff/users"' in root.get("/staff").text  # the admin menu links here
     with db.transaction() as repos:
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         for i in range(105):  # a stored hash is not needed to list them
             users.add(f"user{i:03}", "not-a-hash", A, "da", clock())
     first = root.get("/staff/users")

@@ -12,9 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from patronlink.domain.import_runs import RunStatus
-from patronlink.storage.alerts import AlertQueries
 from patronlink.storage.database import Database
-from patronlink.storage.import_runs import ImportRunRepository
 
 WINDOW = dt.timedelta(minutes=15)
 MIN_FAILED_ATTEMPTS = 3
@@ -43,13 +41,13 @@ class Alerts:
 
 def current_alerts(db: Database, agency_id: str | None, now: dt.datetime) -> Alerts:
     with db.transaction() as repos:
-        tallies = AlertQueries(repos.conn).attempts_since(agency_id, now - WINDOW)
+        tallies = repos.alerts.attempts_since(agency_id, now - WINDOW)
         gateways = [
             GatewayAlert(t.agency_id, t.attempts, t.last_failure)
             for t in tallies
             if t.attempts >= MIN_FAILED_ATTEMPTS and t.successes == 0
         ]
-        runs = ImportRunRepository(repos.conn)
+        runs = repos.import_runs
         sources = []
         for source_id, owner, _ in repos.import_sources.list(agency_id):
             last_two = [r for r in runs.recent(source_id, limit=3) if r.status.finished][:2]

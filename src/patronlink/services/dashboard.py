@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from patronlink.domain.outbox import MessageStatus
 from patronlink.storage.database import Database
 from patronlink.storage.import_runs import RunRow
-from patronlink.storage.overview import OverviewQueries
 from patronlink.storage.pauses import Pause
 
 DAY = dt.timedelta(hours=24)
@@ -37,7 +36,7 @@ def dashboard(db: Database, agency_id: str | None, now: dt.datetime) -> Dashboar
     """Figures for one agency, or for all when ``agency_id`` is None."""
     since = now - DAY
     with db.transaction() as repos:
-        q = OverviewQueries(repos.conn)
+        q = repos.overview
         last = q.last_run_per_source(agency_id)
         return Dashboard(
             queued=q.count_messages(agency_id, MessageStatus.QUEUED),

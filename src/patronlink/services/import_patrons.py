@@ -52,7 +52,6 @@ from patronlink.sources.folio_json import present_only
 from patronlink.sources.reader_process import ReaderProcess
 from patronlink.sources.registry import build_source, open_reader
 from patronlink.storage.database import Database
-from patronlink.storage.import_runs import ImportRunRepository, SourceStateRepository
 
 # How long a run holds its source without renewing the hold. A live run renews it every quarter
 # of this (``_Hold``), so a run may last as long as it needs; a process that died mid-run blocks
@@ -139,10 +138,10 @@ class _Claim:
 class _Hold:
     """Renews a run's hold on its source every quarter of the lease, in a thread, until closed.
 
-    A renewal that fails (on SQLite the run's own transaction holds the write lock, so each
-    renewal waits out the busy timeout and fails until the run commits) is tried again at the
-    next tick; the hold is renewed once more inside the run's transaction just before it
-    commits, so a run never commits without holding it.
+    A renewal that fails is tried again at the next tick (on SQLite a renewal waits for the
+    run's own transaction, which holds the process's writer lock, to end); the hold is renewed
+    once more inside the run's transaction just before it commits, so a run never commits
+    without holding it.
     """
 
     def __init__(self, db: Database, claim: _Claim, clock: Clock) -> None:
@@ -167,7 +166,7 @@ class _Hold:
         while not self._stop.wait(interval):
             try:
                 with self._db.transaction() as repos:
-                    held = SourceStateRepository(repos.conn).renew(
+                    held = repos.source_state.renew(
                         self._claim.source_id,
                         self._claim.run_id,
                         self._clock() + self._claim.lease,
@@ -202,14 +201,12 @@ def start_run(
     now = clock()
     try:
         with db.transaction() as repos:
-            state = SourceStateRepository(repos.conn)
+            state = repos.source_state
             state.ensure(source_id)
-            run_id = ImportRunRepository(repos.conn).add(
-                source_id, source.agency_id, trigger, now, due_at
-            )
+            run_id = repos.import_runs.add(source_id, source.agency_id, trigger, now, due_at)
             if not state.claim(source_id, run_id, now, now + lease, due_at):
                 raise _NotClaimed
-            interrupted = ImportRunRepository(repos.conn).interrupt_others(source_id, run_id, now)
+            interrupted = repos.import_runs.interrupt_others(source_id, run_id, now)
             audit.record(
                 repos,
                 actor,
@@ -239,11 +236,11 @@ def sweep_interrupted(db: Database, clock: Clock) -> list[int]:
     now = clock()
     swept: list[int] = []
     with db.transaction() as repos:
-        state = SourceStateRepository(repos.conn)
+        state = repos.source_state
         for source_id, run_id in state.expired(now):
             if state.release_expired(source_id, run_id, now):
                 swept.append(run_id)
-        ImportRunRepository(repos.conn).interrupt(swept, now)
+        repos.import_runs.interrupt(swept, now)
     for run_id in swept:
         log.warning("import run interrupted: its process stopped", run_id=run_id)
     return swept
@@ -320,58 +317,54 @@ def _synchronise(
             )
             remote = reader.check
         del prefix
-        # The run's one transaction, on a connection of its own rather than ``db.transaction()``:
-        # it spans the whole feed. On SQLite it therefore takes only SQLite's write lock (BEGIN
-        # IMMEDIATE), not this process's writer lock (``Database._writer``): this process's
-        # other writers wait for it on the busy timeout, like other processes'.
-        conn = stack.enter_context(db.engine.connect())
-        transaction = conn.begin()
-        sync = Synchroniser(
-            conn,
-            agency_id=source.agency_id,
-            country_code=source.country_code,
-            source_id=source.id,
-            now=clock(),
-            collect_changes=dry_run,
-            progress=progress,
-            remote=remote,
-            patron_id_prefix=config.patron_id_prefix,
-            # Known at once when the first bytes say so or hold the whole feed.
-            present_only=True if options.update_only_present else (None if remote else False),
-        )
-        try:
-            for item in reader.entries():
-                sync.add(item)
-            sync.resolve_present_only(reader.present_only)
-            enabled = configured if configured is not None else reader.deactivate_missing
-            sync.finish(
-                DeactivationRules(
-                    enabled=True if enabled is None else bool(enabled),
-                    max_fraction=float(settings.get("max_deactivate_fraction", 0.1)),
-                    after_missing_runs=int(settings.get("deactivate_after_missing_runs", 1)),
-                )
+        # The run's one transaction spans the whole feed (``Database.long_transaction``): on
+        # SQLite it holds this process's writer lock as every transaction does, so the process's
+        # other transactions queue behind it; a dry run, an error or a lost hold rolls it back.
+        with db.long_transaction(keep=not dry_run) as repos:
+            sync = Synchroniser(
+                repos.imports,
+                agency_id=source.agency_id,
+                country_code=source.country_code,
+                source_id=source.id,
+                now=clock(),
+                collect_changes=dry_run,
+                progress=progress,
+                remote=remote,
+                patron_id_prefix=config.patron_id_prefix,
+                # Known at once when the first bytes say so or hold the whole feed.
+                present_only=True if options.update_only_present else (None if remote else False),
             )
-            sync.close()
-        except BaseException:
-            # The store may still be writing in the background: wait for it (its own error
-            # would only hide this one) before the rollback uses the connection.
-            with contextlib.suppress(Exception):
+            try:
+                for item in reader.entries():
+                    sync.add(item)
+                sync.resolve_present_only(reader.present_only)
+                enabled = configured if configured is not None else reader.deactivate_missing
+                sync.finish(
+                    DeactivationRules(
+                        enabled=True if enabled is None else bool(enabled),
+                        max_fraction=float(settings.get("max_deactivate_fraction", 0.1)),
+                        after_missing_runs=int(settings.get("deactivate_after_missing_runs", 1)),
+                    )
+                )
                 sync.close()
-            transaction.rollback()
-            raise
-        if dry_run:
-            transaction.rollback()
-        else:
-            if claim is not None and not SourceStateRepository(conn).renew(
-                claim.source_id, claim.run_id, clock() + claim.lease
+            except BaseException:
+                # The store may still be writing in the background: wait for it (its own error
+                # would only hide this one) before the rollback uses the connection.
+                with contextlib.suppress(Exception):
+                    sync.close()
+                raise
+            if (
+                not dry_run
+                and claim is not None
+                and not repos.source_state.renew(
+                    claim.source_id, claim.run_id, clock() + claim.lease
+                )
             ):
-                transaction.rollback()
                 raise LostHold(
                     "the run lost its hold on the source (its lease expired while it ran, and "
                     "another run or the worker's sweep took the source over); "
                     "no patron was changed"
                 )
-            transaction.commit()
     notes = [*reader.notes, *([sync.note] if sync.note else [])]
     if sync.counts.records == 0:
         notes.append("the feed has no records")
@@ -425,6 +418,35 @@ def _attempt(
         return failed(RunStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
+def run_now(
+    db: Database,
+    source_id: str,
+    *,
+    clock: Clock,
+    environ: Mapping[str, str],
+    lease: dt.timedelta,
+    actor: Actor,
+    observer: RunObserver | None = None,
+    wait: bool = False,
+) -> int:
+    """Staff's "run now": start a run of the source and execute it in a background thread;
+    returns the run's id at once (``ImportInProgress`` when another run holds the source).
+
+    With ``wait`` the run is executed in the calling thread and has ended on return.
+    """
+    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease, actor=actor)
+    assert run_id is not None  # without a due time, start_run raises when the source is busy
+
+    def work() -> None:
+        execute_run(db, run_id, clock=clock, environ=environ, observer=observer, lease=lease)
+
+    if wait:
+        work()
+    else:
+        threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
+    return run_id
+
+
 def execute_run(
     db: Database,
     run_id: int,
@@ -444,7 +466,7 @@ def execute_run(
     A feed of ``reader_process_from`` bytes or more is read in a second process.
     """
     with db.transaction() as repos:
-        row = ImportRunRepository(repos.conn).get(run_id)
+        row = repos.import_runs.get(run_id)
     if row is None:
         raise NotFound(f"import run {run_id} does not exist")
     claim = _Claim(row.source_id, run_id, lease)
@@ -465,10 +487,10 @@ def execute_run(
         report = RunReport(row.source_id, RunStatus.FAILED, RunCounts(), message=str(exc))
     report.run_id = run_id
     with db.transaction() as repos:
-        runs = ImportRunRepository(repos.conn)
+        runs = repos.import_runs
         runs.finish(run_id, report.status, report.counts, report.message, clock())
         runs.add_errors(run_id, report.errors)
-        SourceStateRepository(repos.conn).release(row.source_id, run_id)
+        repos.source_state.release(row.source_id, run_id)
     # A run that set something aside (a record's warning, a safety stop) is a warning too.
     event = log.info if report.status is RunStatus.SUCCEEDED else log.warning
     event(

@@ -1,4 +1,5 @@
-"""Reading import runs for staff: runs in an agency's scope, one run with its record errors."""
+"""Reading import runs for staff: runs in an agency's scope or of one source, one run with its
+record errors."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from typing import Any
 from patronlink.domain.errors import NotFound
 from patronlink.domain.import_records import RecordError
 from patronlink.storage.database import Database
-from patronlink.storage.import_runs import ImportRunRepository, RunRow
-from patronlink.storage.overview import OverviewQueries
+from patronlink.storage.import_runs import RunRow
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class SourceView:
 
 def sources(db: Database, agency_id: str | None) -> list[SourceView]:
     with db.transaction() as repos:
-        last = OverviewQueries(repos.conn).last_run_per_source(agency_id)
+        last = repos.overview.last_run_per_source(agency_id)
         return [
             SourceView(source_id, agency, settings, last.get(source_id))
             for source_id, agency, settings in repos.import_sources.list(agency_id)
@@ -33,7 +33,7 @@ def recent_runs(
     db: Database, agency_id: str | None, source_id: str | None = None, limit: int = 50
 ) -> list[RunRow]:
     with db.transaction() as repos:
-        return OverviewQueries(repos.conn).runs(agency_id, source_id=source_id, limit=limit)
+        return repos.overview.runs(agency_id, source_id=source_id, limit=limit)
 
 
 def run_with_errors(
@@ -41,7 +41,7 @@ def run_with_errors(
 ) -> tuple[RunRow, list[RecordError]]:
     """One run and its first record errors; another agency's run is reported as not found."""
     with db.transaction() as repos:
-        runs = ImportRunRepository(repos.conn)
+        runs = repos.import_runs
         run = runs.get(run_id)
         if run is None or (agency_id is not None and run.agency_id != agency_id):
             raise NotFound(f"import run {run_id} does not exist")
@@ -55,3 +55,22 @@ def source_in_scope(db: Database, source_id: str, agency_id: str | None) -> str:
     if found is None or (agency_id is not None and found[0] != agency_id):
         raise NotFound(f"import source {source_id!r} does not exist")
     return found[0]
+
+
+def source_runs(db: Database, source_id: str, *, limit: int, offset: int = 0) -> list[RunRow]:
+    """The source's runs, newest first."""
+    with db.transaction() as repos:
+        return repos.import_runs.recent(source_id, limit=limit, offset=offset)
+
+
+def source_run(
+    db: Database, source_id: str, run_id: int, *, errors: bool
+) -> tuple[RunRow, list[RecordError] | None]:
+    """One run of the source, with all its record errors when asked (None otherwise);
+    ``NotFound`` when the source has no such run."""
+    with db.transaction() as repos:
+        runs = repos.import_runs
+        run = runs.get(run_id)
+        if run is None or run.source_id != source_id:
+            raise NotFound(f"import run {run_id} of source {source_id!r} does not exist")
+        return run, runs.errors(run_id) if errors else None

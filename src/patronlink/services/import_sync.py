@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection
-
 from patronlink.domain.import_records import (
     Checked,
     FeedItem,
@@ -105,7 +103,7 @@ class Synchroniser:
 
     def __init__(
         self,
-        conn: Connection,
+        store: ImportStore,
         *,
         agency_id: str,
         country_code: str,
@@ -118,7 +116,7 @@ class Synchroniser:
         patron_id_prefix: str = "",
         present_only: bool | None = False,
     ) -> None:
-        self._store = ImportStore(conn)
+        self._store = store
         self._agency_id = agency_id
         self._country_code = country_code
         self._source_id = source_id

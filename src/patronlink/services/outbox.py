@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,12 @@ def page_messages(db: Database, f: MessageFilter, limit: int, offset: int) -> Pa
     with db.transaction() as repos:
         rows = repos.outbox.search(f, limit=limit, offset=offset)
         return Paged(rows, repos.outbox.count(f), offset, limit)
+
+
+def attempts_of(db: Database, message_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The sending attempts of each of the texts (a page of the error queue), oldest first."""
+    with db.transaction() as repos:
+        return repos.overview.attempts_of(message_ids)
 
 
 def message_detail(db: Database, message_id: int, agency_id: str | None) -> MessageDetail:

@@ -13,7 +13,6 @@ from patronlink.domain.patron import Patron, PatronStatus, new_patron
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.storage.database import Database
-from patronlink.storage.overview import OverviewQueries
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def patron_overview(db: Database, agency_ref: str, patron_id: str) -> PatronOver
             for loan, title in repos.circulation.loans_with_titles([pk], active_only=False)
         ]
         numbers = sorted(patron.numbers())
-        q = OverviewQueries(repos.conn)
+        q = repos.overview
         inbound = q.inbound_from(agency.id, numbers)
         return PatronOverview(
             patron=patron,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from patronlink.services.clock import Clock
 from patronlink.storage.database import Database
-from patronlink.storage.staff_sessions import StaffSessionRepository, StoredSession
+from patronlink.storage.staff_sessions import StoredSession
 
 # Writing last_seen_at on every page view would make each view a write; a minute of slack on
 # a 30-minute idle limit is not worth one.
@@ -49,7 +49,7 @@ def open_session(
     session_id = secrets.token_urlsafe(32)
     now = clock()
     with db.transaction() as repos:
-        store = StaffSessionRepository(repos.conn)
+        store = repos.staff_sessions
         store.delete_older(seen_before=now - limits.idle, created_before=now - limits.absolute)
         store.add(_hash(session_id), user_id, csrf, language, now, notice)
     return session_id
@@ -62,7 +62,7 @@ def load_session(
     now = clock()
     key = _hash(session_id)
     with db.transaction() as repos:
-        store = StaffSessionRepository(repos.conn)
+        store = repos.staff_sessions
         found = store.get(key)
         if found is None:
             return None
@@ -84,11 +84,11 @@ def save_session(
     clock: Clock,
 ) -> None:
     with db.transaction() as repos:
-        StaffSessionRepository(repos.conn).update(
+        repos.staff_sessions.update(
             _hash(session_id), csrf=csrf, language=language, notice=notice, last_seen_at=clock()
         )
 
 
 def end_session(db: Database, session_id: str) -> None:
     with db.transaction() as repos:
-        StaffSessionRepository(repos.conn).delete(_hash(session_id))
+        repos.staff_sessions.delete(_hash(session_id))

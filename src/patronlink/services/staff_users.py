@@ -18,7 +18,6 @@ from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
 from patronlink.services.secrets import hash_password, verify_password
 from patronlink.storage.database import Database
-from patronlink.storage.staff_sessions import StaffSessionRepository
 from patronlink.storage.staff_users import StaffUser, StaffUserRepository, StaffUserRow
 
 LANGUAGES = ("da", "en")
@@ -49,7 +48,7 @@ def create_staff_user(
     password_hash = hash_password(password)  # slow on purpose: outside the transaction
     with db.transaction() as repos:
         agency_id = require_agency(repos, agency_ref).id if agency_ref else None
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         if users.exists(username):
             raise Conflict(f"staff user {username!r} exists already")
         now = clock()
@@ -72,7 +71,7 @@ def check_login(db: Database, username: str, password: str) -> StaffUser | None:
     """The user when the password is right and the user is enabled; None otherwise, in the
     same time either way (a disabled user's password is checked all the same)."""
     with db.transaction() as repos:
-        found = StaffUserRepository(repos.conn).credentials(username.strip())
+        found = repos.staff_users.credentials(username.strip())
     # argon2 runs outside the transaction: it must not hold SQLite's write lock.
     if not verify_password(found[1] if found else None, password) or found is None:
         return None
@@ -82,25 +81,25 @@ def check_login(db: Database, username: str, password: str) -> StaffUser | None:
 
 def get_staff_user(db: Database, user_id: int) -> StaffUser | None:
     with db.transaction() as repos:
-        return StaffUserRepository(repos.conn).get(user_id)
+        return repos.staff_users.get(user_id)
 
 
 def remember_language(db: Database, user_id: int, language: str) -> None:
     if language not in LANGUAGES:
         raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}", field="language")
     with db.transaction() as repos:
-        StaffUserRepository(repos.conn).set_language(user_id, language)
+        repos.staff_users.set_language(user_id, language)
 
 
 def list_staff_users(db: Database, limit: int, offset: int = 0) -> list[StaffUserRow]:
     with db.transaction() as repos:
-        return StaffUserRepository(repos.conn).listing(limit, offset)
+        return repos.staff_users.listing(limit, offset)
 
 
 def page_staff_users(db: Database, limit: int, offset: int = 0) -> Paged[StaffUserRow]:
     """One page of users by name, with the total for "1-100 of 117"."""
     with db.transaction() as repos:
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         return Paged(users.listing(limit, offset), users.count(), offset, limit)
 
 
@@ -120,10 +119,10 @@ def disable_staff_user(db: Database, username: str, clock: Clock, *, actor: Acto
     """Refuse the user's logins from now on and end their sessions; how many were ended."""
     now = clock()
     with db.transaction() as repos:
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         user = _require(users, username)
         users.set_disabled(user.id, now)
-        ended = StaffSessionRepository(repos.conn).delete_for_user(user.id)
+        ended = repos.staff_sessions.delete_for_user(user.id)
         audit.record(
             repos,
             actor,
@@ -139,7 +138,7 @@ def disable_staff_user(db: Database, username: str, clock: Clock, *, actor: Acto
 
 def enable_staff_user(db: Database, username: str, clock: Clock, *, actor: Actor) -> None:
     with db.transaction() as repos:
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         user = _require(users, username)
         users.set_disabled(user.id, None)
         audit.record(
@@ -163,10 +162,10 @@ def reset_staff_password(
         )
     password_hash = hash_password(password)  # slow on purpose: outside the transaction
     with db.transaction() as repos:
-        users = StaffUserRepository(repos.conn)
+        users = repos.staff_users
         user = _require(users, username)
         users.set_password_hash(user.id, password_hash)
-        ended = StaffSessionRepository(repos.conn).delete_for_user(user.id)
+        ended = repos.staff_sessions.delete_for_user(user.id)
         # The password itself never reaches the log (audit.record drops such keys as well).
         audit.record(
             repos,

@@ -42,7 +42,7 @@ from patronlink.domain.throttle import KeyState, Limit
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
-from patronlink.storage.throttle import MAX_KEY_LENGTH, ThrottleRepository
+from patronlink.storage.throttle import MAX_KEY_LENGTH
 
 USER_FACTOR = 4  # the per-user and per-address limits allow this many times the pair's failures
 DEFAULT_MAX_BLOCK = dt.timedelta(hours=1)
@@ -140,7 +140,7 @@ class Throttle:
         wanted = [k for a in attempts for k in self.keys(*a) if k is not None]
         out: list[Ticket | Refused] = []
         with self._db.transaction() as repos:
-            store = ThrottleRepository(repos.conn)
+            store = repos.throttle
             states = store.lock(wanted, now)
             changed: set[str] = set()
             for user, address in attempts:
@@ -197,7 +197,7 @@ class Throttle:
         now = self._clock()
         wanted = [k for a in attempts for k in self.keys(*a) if k is not None]
         with self._db.transaction() as repos:
-            states = ThrottleRepository(repos.conn).peek(wanted)
+            states = repos.throttle.peek(wanted)
         out: list[Refused | None] = []
         for user, address in attempts:
             pair, per_user, addr = self.keys(user, address)
@@ -234,7 +234,7 @@ class Throttle:
         now = self._clock()
         wanted = [k for t in successes for k in (t.pair, *t.shared) if k is not None]
         with self._db.transaction() as repos:
-            store = ThrottleRepository(repos.conn)
+            store = repos.throttle
             states = store.lock(wanted, now)
             for ticket in successes:
                 if ticket.pair is not None:

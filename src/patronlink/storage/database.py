@@ -1,50 +1,133 @@
-"""The unit of work: one transaction with the repositories bound to it."""
+"""The unit of work: one transaction with the repositories bound to it.
+
+This module is the way into storage for the rest of the program: ``Database`` opens
+transactions, ``Repositories`` reaches every repository of one, and the value types that callers
+pass to repositories or get back from them are re-exported here (``__all__``), so the web and the
+worker import nothing else of ``storage`` (an import-linter contract in ``pyproject.toml``).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, text
 
-from patronlink.storage.access import TokenRepository
+from patronlink.storage.access import TokenRepository, TokenScope
 from patronlink.storage.agencies import (
     AgencyRepository,
     ImportSourceRepository,
     IntegrationUserRepository,
 )
-from patronlink.storage.audit import AuditRepository
+from patronlink.storage.alerts import AlertQueries
+from patronlink.storage.audit import AuditEntry, AuditFilter, AuditRepository
 from patronlink.storage.circulation import CirculationRepository
 from patronlink.storage.circulation_desk import DeskRepository
-from patronlink.storage.failures import describe
+from patronlink.storage.failures import describe, is_unavailable
 from patronlink.storage.idempotency import IdempotencyRepository
+from patronlink.storage.import_runs import (
+    ImportRunRepository,
+    RunRow,
+    ScheduledSource,
+    SourceStateRepository,
+    scheduled_sources,
+)
+from patronlink.storage.imports import ImportStore
 from patronlink.storage.inbound import InboundRepository
-from patronlink.storage.outbox import OutboxRepository
+from patronlink.storage.outbox import NEVER_STALE, MessageFilter, OutboxRepository
+from patronlink.storage.overview import OverviewQueries
 from patronlink.storage.patron_lifecycle import PatronLifecycleRepository
 from patronlink.storage.patrons import PatronRepository
 from patronlink.storage.pauses import PauseRepository
+from patronlink.storage.staff_sessions import StaffSessionRepository
+from patronlink.storage.staff_users import StaffUser, StaffUserRepository
+from patronlink.storage.throttle import ThrottleRepository
+
+__all__ = [
+    "NEVER_STALE",
+    "AuditEntry",
+    "AuditFilter",
+    "Database",
+    "MessageFilter",
+    "Repositories",
+    "RunRow",
+    "StaffUser",
+    "TokenScope",
+    "describe",
+    "is_unavailable",
+]
 
 _WRITE_PROBE = text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0")
 
+_R = TypeVar("_R")
 
-@dataclass(slots=True)
+
+class _Built(Generic[_R]):
+    """A repository of ``Repositories``, built on the transaction's connection when first used.
+
+    ``functools.cached_property`` without its lock (on Python 3.11 every first read takes a lock
+    that the property shares across all instances, so across threads): a unit of work belongs
+    to one thread. The built repository is stored in the
+    instance's ``__dict__``, where later reads find it without calling this descriptor.
+    """
+
+    def __init__(self, build: Callable[[Connection], _R]) -> None:
+        self._build = build
+        self._name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, repos: None, owner: type[Any]) -> _Built[_R]: ...
+    @overload
+    def __get__(self, repos: Repositories, owner: type[Any]) -> _R: ...
+    def __get__(self, repos: Repositories | None, owner: type[Any]) -> _Built[_R] | _R:
+        if repos is None:
+            return self
+        built = self._build(repos._conn)
+        repos.__dict__[self._name] = built
+        return built
+
+
 class Repositories:
-    conn: Connection
-    agencies: AgencyRepository
-    integration_users: IntegrationUserRepository
-    import_sources: ImportSourceRepository
-    patrons: PatronRepository
-    circulation: CirculationRepository
-    tokens: TokenRepository
-    outbox: OutboxRepository
-    inbound: InboundRepository
-    pauses: PauseRepository
-    idempotency: IdempotencyRepository
-    audit: AuditRepository
-    lifecycle: PatronLifecycleRepository
-    desk: DeskRepository
+    """Every repository of one transaction; a transaction builds only those it uses.
+
+    Its connection is storage's own: callers reach the database only through these repositories.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    agencies = _Built(AgencyRepository)
+    integration_users = _Built(IntegrationUserRepository)
+    import_sources = _Built(ImportSourceRepository)
+    patrons = _Built(PatronRepository)
+    circulation = _Built(CirculationRepository)
+    tokens = _Built(TokenRepository)
+    outbox = _Built(OutboxRepository)
+    inbound = _Built(InboundRepository)
+    pauses = _Built(PauseRepository)
+    idempotency = _Built(IdempotencyRepository)
+    audit = _Built(AuditRepository)
+    lifecycle = _Built(PatronLifecycleRepository)
+    desk = _Built(DeskRepository)
+    import_runs = _Built(ImportRunRepository)
+    source_state = _Built(SourceStateRepository)
+    overview = _Built(OverviewQueries)
+    alerts = _Built(AlertQueries)
+    staff_users = _Built(StaffUserRepository)
+    staff_sessions = _Built(StaffSessionRepository)
+    throttle = _Built(ThrottleRepository)
+    # The patron import's bulk statements, for ``Database.long_transaction`` (it may start a
+    # writer thread on PostgreSQL: its owner closes it before the transaction ends).
+    imports = _Built(ImportStore)
+
+    def scheduled_sources(self) -> list[ScheduledSource]:
+        """Every import source that has a schedule."""
+        return scheduled_sources(self._conn)
 
 
 class Database:
@@ -62,22 +145,21 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Repositories]:
         with self._serialised(), self.engine.begin() as conn:
-            yield Repositories(
-                conn=conn,
-                agencies=AgencyRepository(conn),
-                integration_users=IntegrationUserRepository(conn),
-                import_sources=ImportSourceRepository(conn),
-                patrons=PatronRepository(conn),
-                circulation=CirculationRepository(conn),
-                tokens=TokenRepository(conn),
-                outbox=OutboxRepository(conn),
-                inbound=InboundRepository(conn),
-                pauses=PauseRepository(conn),
-                idempotency=IdempotencyRepository(conn),
-                audit=AuditRepository(conn),
-                lifecycle=PatronLifecycleRepository(conn),
-                desk=DeskRepository(conn),
-            )
+            yield Repositories(conn)
+
+    @contextmanager
+    def long_transaction(self, *, keep: bool = True) -> Iterator[Repositories]:
+        """One transaction for long work (a patron import spans its whole feed).
+
+        Like ``transaction()``, it holds this process's writer lock on SQLite, so the process's
+        other transactions queue behind it, and it rolls back on any error; with ``keep=False``
+        (a dry run) it rolls back at the end too. Its repositories include ``imports``, the
+        import's bulk statements on the driver's own connection (the raw fast path).
+        """
+        with self._serialised(), self.engine.connect() as conn, conn.begin() as tx:
+            yield Repositories(conn)
+            if not keep:
+                tx.rollback()
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from patronlink.domain.patron import PatronStatus
-from patronlink.services import circulation, patrons
+from patronlink.services import agencies, circulation, patrons
 from patronlink.services.patrons import PatronInput
 from patronlink.web.deps import AgencyDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, set_page_headers
@@ -43,8 +43,7 @@ router = APIRouter(
 
 @router.get("/agencies", response_model=list[AgencyOut])
 def list_agencies(db: DbDep, scope: ScopeDep) -> list[AgencyOut]:
-    with db.transaction() as repos:
-        found = repos.agencies.list()
+    found = agencies.list_agencies(db)
     return [
         AgencyOut(
             id=a.id,

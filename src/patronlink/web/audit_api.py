@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from patronlink.domain.audit import AuditAction, ObjectKind
 from patronlink.services import audit
-from patronlink.storage.audit import AuditEntry, AuditFilter
+from patronlink.services.agencies import find_agency
+from patronlink.storage.database import AuditEntry, AuditFilter
 from patronlink.web.deps import DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, Limit, set_page_headers
 from patronlink.web.schemas import ErrorOut, Offset, UtcDateTime
@@ -68,8 +69,7 @@ def list_audit(
     """A token of one agency reads that agency's entries only; a token for all reads every one."""
     agency_id = agency
     if agency:
-        with db.transaction() as repos:
-            found = repos.agencies.get(agency)
+        found = find_agency(db, agency)
         if found is None:
             if scope.agency_id is not None:
                 raise HTTPException(403, "this token is not valid for that agency")

@@ -10,10 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from patronlink.domain.audit import Actor, ActorKind
 from patronlink.services.access import authenticate
+from patronlink.services.agencies import find_agency
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
-from patronlink.storage.access import TokenScope
-from patronlink.storage.database import Database
+from patronlink.storage.database import Database, TokenScope
 
 _bearer = HTTPBearer(auto_error=False, description="a staff API token (patronlink token create)")
 
@@ -79,8 +79,7 @@ def agency_in_scope(
     agency_id: Annotated[str, Path(max_length=32, description="ISIL, e.g. DK-761500, or 761500")],
 ) -> str:
     """The agency's ISIL; 403 when the token belongs to another agency, 404 when none exists."""
-    with db.transaction() as repos:
-        agency = repos.agencies.get(agency_id)
+    agency = find_agency(db, agency_id)
     if agency is None:
         if scope.agency_id is not None:
             raise HTTPException(403, "this token is not valid for that agency")

@@ -9,17 +9,16 @@ the import in the request and answers 200 with the finished run.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from patronlink.domain.errors import NotFound
-from patronlink.domain.import_runs import Trigger
+from patronlink.services import import_runs
 from patronlink.services.import_metrics import ImportMetrics
-from patronlink.services.import_patrons import execute_run, source_agency, start_run
-from patronlink.storage.import_runs import ImportRunRepository, RunRow
+from patronlink.services.import_patrons import run_now, source_agency
+from patronlink.storage.database import RunRow
 from patronlink.web.deps import ActorDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, set_has_more
 from patronlink.web.schemas import ErrorOut, Offset, RowIdPath
@@ -109,12 +108,7 @@ def _source_in_scope(db: DbDep, scope: ScopeDep, source_id: str) -> str:
 
 
 def _run_out(db: DbDep, source_id: str, run_id: int, *, errors: bool) -> RunOut:
-    with db.transaction() as repos:
-        runs = ImportRunRepository(repos.conn)
-        run = runs.get(run_id)
-        if run is None or run.source_id != source_id:
-            raise NotFound(f"import run {run_id} of source {source_id!r} does not exist")
-        found = runs.errors(run_id) if errors else None
+    run, found = import_runs.source_run(db, source_id, run_id, errors=errors)
     listed = (
         [
             RecordErrorOut(
@@ -153,26 +147,19 @@ def start(
 ) -> RunOut:
     _source_in_scope(db, scope, source_id)
     lease = dt.timedelta(seconds=request.app.state.settings.import_lease_seconds)
-    run_id = start_run(db, source_id, Trigger.STAFF, clock, lease=lease, actor=actor)
-    assert run_id is not None  # without a due time, start_run raises when busy
-    metrics = _metrics(request)
-
-    def work() -> None:
-        execute_run(
-            db,
-            run_id,
-            clock=clock,
-            environ=request.app.state.environ,
-            observer=metrics,
-            lease=lease,
-        )
-
+    run_id = run_now(
+        db,
+        source_id,
+        clock=clock,
+        environ=request.app.state.environ,
+        lease=lease,
+        actor=actor,
+        observer=_metrics(request),
+        wait=wait,
+    )
     if wait:
-        work()
         response.status_code = 200
-        return _run_out(db, source_id, run_id, errors=True)
-    threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
-    return _run_out(db, source_id, run_id, errors=False)
+    return _run_out(db, source_id, run_id, errors=wait)
 
 
 @router.get(
@@ -188,9 +175,8 @@ def list_runs(
     offset: Offset = 0,
 ) -> list[RunOut]:
     _source_in_scope(db, scope, source_id)
-    with db.transaction() as repos:
-        # One row past the page says whether another page exists, without counting every run.
-        runs = ImportRunRepository(repos.conn).recent(source_id, limit=limit + 1, offset=offset)
+    # One row past the page says whether another page exists, without counting every run.
+    runs = import_runs.source_runs(db, source_id, limit=limit + 1, offset=offset)
     set_has_more(request, response, offset, limit, len(runs) > limit)
     return [RunOut.of(r) for r in runs[:limit]]
 

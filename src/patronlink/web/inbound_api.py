@@ -8,9 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
-from patronlink.domain import phone
-from patronlink.domain.paging import Paged
-from patronlink.services.agencies import require_agency
+from patronlink.services.inbound_log import agency_log_page
 from patronlink.web.deps import AgencyDep, DbDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, set_page_headers
 from patronlink.web.schemas import ErrorOut, Offset
@@ -51,10 +49,6 @@ def inbound_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[InboundOut]:
-    with db.transaction() as repos:
-        found = require_agency(repos, agency)
-        e164 = phone.normalise(number, found.country_code, field="number") if number else None
-        rows = repos.inbound.search(found.id, number=e164, limit=limit, offset=offset)
-        total = repos.inbound.count(found.id, number=e164)
-    set_page_headers(request, response, Paged(rows, total, offset, limit))
-    return [InboundOut.of(r) for r in rows]
+    paged = agency_log_page(db, agency, number=number, limit=limit, offset=offset)
+    set_page_headers(request, response, paged)
+    return [InboundOut.of(r) for r in paged.items]

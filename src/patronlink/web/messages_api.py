@@ -14,9 +14,9 @@ from patronlink.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from patronlink.domain.idempotency import MAX_KEY_LENGTH, parse_key
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services import outbox
-from patronlink.services.agencies import require_agency
+from patronlink.services.agencies import get_agency
 from patronlink.services.idempotent_send import queue_sms_once
-from patronlink.storage.outbox import MessageFilter
+from patronlink.storage.database import MessageFilter
 from patronlink.web.deps import (
     ActorDep,
     AgencyDep,
@@ -218,8 +218,7 @@ def search_messages(
 ) -> list[MessageOut]:
     number = None
     if to:
-        with db.transaction() as repos:
-            country = require_agency(repos, agency).country_code
+        country = get_agency(db, agency).country_code
         number = phone.normalise(to, country, field="to")
     f = MessageFilter(
         agency_id=agency,

@@ -48,9 +48,7 @@ from patronlink.services.clock import Clock
 from patronlink.services.collector import spare_collector
 from patronlink.services.gateway_config import gateway_config
 from patronlink.services.secrets import missing_variables
-from patronlink.storage.database import Database
-from patronlink.storage.failures import is_unavailable
-from patronlink.storage.outbox import NEVER_STALE
+from patronlink.storage.database import NEVER_STALE, Database, is_unavailable
 from patronlink.worker.health import Backoff, Loop
 from patronlink.worker.metrics import DispatchMetrics
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from patronlink.storage.failures import describe
+from patronlink.storage.database import describe
 
 BACKOFF_BASE_SECONDS = 0.5
 

@@ -29,7 +29,6 @@ from patronlink.services.import_patrons import (
     sweep_interrupted,
 )
 from patronlink.storage.database import Database
-from patronlink.storage.import_runs import SourceStateRepository, scheduled_sources
 
 log = structlog.get_logger("patronlink.scheduler")
 
@@ -47,12 +46,12 @@ def due_sources(db: Database, now: dt.datetime) -> list[tuple[str, dt.datetime]]
     """(source id, due time) of every source whose latest due time has not been claimed yet."""
     due: list[tuple[str, dt.datetime]] = []
     with db.transaction() as repos:
-        for source in scheduled_sources(repos.conn):
+        for source in repos.scheduled_sources():
             agency = repos.agencies.get(source.agency_id)
             if agency is None:
                 continue
             when = latest_due(source.schedule, agency.timezone, now)
-            last = SourceStateRepository(repos.conn).last_due(source.id) or source.created_at
+            last = repos.source_state.last_due(source.id) or source.created_at
             if when > last:
                 due.append((source.id, when))
     return due

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from patronlink.domain.audit import AuditAction, ObjectKind
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import audit
-from patronlink.storage.audit import AuditFilter
+from patronlink.storage.database import AuditFilter
 from patronlink.web.staff.pages import AdminDep, local_day
 
 router = APIRouter(prefix="/staff")

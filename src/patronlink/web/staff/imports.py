@@ -7,16 +7,15 @@ does; the run's page refreshes itself (a meta refresh, no script) until the run 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from patronlink.domain.import_runs import Trigger
-from patronlink.services import import_runs
+from patronlink.services import import_patrons, import_runs
 from patronlink.services.import_metrics import ImportMetrics
-from patronlink.services.import_patrons import execute_run, run_import, start_run
+from patronlink.services.import_patrons import run_import
 from patronlink.web.staff.pages import FormDep, StaffDep
 
 router = APIRouter(prefix="/staff")
@@ -53,22 +52,16 @@ def show_run(page: StaffDep, run_id: int) -> Response:
 def run_now(page: StaffDep, _form: FormDep, source_id: SourceId) -> Response:
     import_runs.source_in_scope(page.db, source_id, page.staff.agency_id)
     lease = dt.timedelta(seconds=page.request.app.state.settings.import_lease_seconds)
-    run_id = start_run(page.db, source_id, Trigger.STAFF, page.clock, lease=lease, actor=page.actor)
-    assert run_id is not None  # without a due time, start_run raises when the source is busy
-    db, clock = page.db, page.clock
     metrics: ImportMetrics = page.request.app.state.import_metrics
-
-    def work() -> None:
-        execute_run(
-            db,
-            run_id,
-            clock=clock,
-            environ=page.request.app.state.environ,
-            observer=metrics,
-            lease=lease,
-        )
-
-    threading.Thread(target=work, name=f"import-{source_id}-{run_id}", daemon=True).start()
+    run_id = import_patrons.run_now(
+        page.db,
+        source_id,
+        clock=page.clock,
+        environ=page.request.app.state.environ,
+        lease=lease,
+        actor=page.actor,
+        observer=metrics,
+    )
     return page.redirect(f"/staff/imports/runs/{run_id}", page.t("run_started", id=run_id))
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from patronlink.domain.paging import MAX_PAGE, Paged
+from patronlink.domain.paging import MAX_PAGE
+from patronlink.services.inbound_log import log_page
 from patronlink.web.staff.pages import StaffDep
 
 router = APIRouter(prefix="/staff")
@@ -24,14 +25,12 @@ def inbound_log(
 ) -> Response:
     scope = page.agency_scope(agency)  # None only for an administrator: every agency
     e164 = page.phone_number(number, scope) if number.strip() else None
-    with page.db.transaction() as repos:
-        rows = repos.inbound.search(scope, number=e164, limit=limit, offset=offset)
-        total = repos.inbound.count(scope, number=e164)
+    paged = log_page(page.db, scope, number=e164, limit=limit, offset=offset)
     return page.render(
         "inbound.html",
         title=page.t("inbound"),
-        rows=rows,
-        pager=page.pager(Paged(rows, total, offset, limit)),
+        rows=paged.items,
+        pager=page.pager(paged),
         agencies=page.agencies(),
         filters={"agency": scope or "", "number": number},
     )

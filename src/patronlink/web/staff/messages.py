@@ -13,8 +13,7 @@ from patronlink.domain.delivery import Delivery
 from patronlink.domain.outbox import MessageStatus
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
-from patronlink.storage.outbox import MessageFilter
-from patronlink.storage.overview import OverviewQueries
+from patronlink.storage.database import MessageFilter
 from patronlink.web.staff.pages import FormDep, Page, StaffDep, local_day, safe_next
 
 router = APIRouter(prefix="/staff")
@@ -50,8 +49,7 @@ def error_queue(
 ) -> Response:
     f = _error_filter(page, agency, since, until, code)
     paged = outbox.page_messages(page.db, f, limit, offset)
-    with page.db.transaction() as repos:
-        attempts = OverviewQueries(repos.conn).attempts_of([r["id"] for r in paged.items])
+    attempts = outbox.attempts_of(page.db, [r["id"] for r in paged.items])
     filters = {"agency": f.agency_id or "", "since": since, "until": until, "code": code}
     # Sent texts that the operator did not deliver (a failed delivery report), with its reason.
     undelivered = outbox.list_messages(

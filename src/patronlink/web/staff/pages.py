@@ -24,11 +24,11 @@ from patronlink.domain.agency import Agency
 from patronlink.domain.audit import Actor, ActorKind
 from patronlink.domain.errors import NotFound, ValidationError
 from patronlink.domain.paging import Paged
+from patronlink.services.agencies import country_of, find_agency, list_agencies
 from patronlink.services.clock import Clock
 from patronlink.services.staff_users import get_staff_user
 from patronlink.services.throttle import Throttle
-from patronlink.storage.database import Database
-from patronlink.storage.staff_users import StaffUser
+from patronlink.storage.database import Database, StaffUser
 from patronlink.web.staff.i18n import Translator, from_accept_language, language_of, translator
 from patronlink.web.staff.session import COOKIE, CSRF_FIELD, Session, SessionStore
 
@@ -106,8 +106,7 @@ class Page:
         self.t: Translator = translator(self.language)
         self.zone = zoneinfo.ZoneInfo("UTC")  # an administrator's pages span agencies
         if user is not None and user.agency_id is not None:
-            with self.db.transaction() as repos:
-                own = repos.agencies.get(user.agency_id)
+            own = find_agency(self.db, user.agency_id)
             if own is not None:
                 self.zone = own.zone
 
@@ -170,8 +169,7 @@ class Page:
         return Actor(ActorKind.STAFF, self.staff.username, client)
 
     def agencies(self) -> list[Agency]:
-        with self.db.transaction() as repos:
-            return [a for a in repos.agencies.list() if self.staff.allows(a.id)]
+        return [a for a in list_agencies(self.db) if self.staff.allows(a.id)]
 
     def agency_scope(self, asked: str | None) -> str | None:
         """The agency a list is limited to: the user's own, or the one an administrator picked.
@@ -181,18 +179,14 @@ class Page:
         own = self.staff.agency_id
         if not asked:
             return own
-        with self.db.transaction() as repos:
-            found = repos.agencies.get(asked)
+        found = find_agency(self.db, asked)
         if found is None or not self.staff.allows(found.id):
             raise NotFound(f"agency {asked!r} does not exist")
         return found.id
 
     def phone_number(self, text: str, agency_id: str | None) -> str:
         """A searched number as E.164, read with the agency's (or the first agency's) country."""
-        with self.db.transaction() as repos:
-            agency = repos.agencies.get(agency_id) if agency_id else None
-            known = [agency] if agency else repos.agencies.list()
-        country = known[0].country_code if known else "45"
+        country = country_of(self.db, agency_id) or "45"
         return phone.normalise(text, country, field="number")
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from patronlink.domain.errors import NotFound
 from patronlink.domain.paging import MAX_PAGE, Paged
 from patronlink.domain.patron import PatronStatus
-from patronlink.services import patron_lifecycle, patrons
+from patronlink.services import agencies, patron_lifecycle, patrons
 from patronlink.web.staff.masking import masked_settings
 from patronlink.web.staff.pages import Page, StaffDep
 from patronlink.web.staff.patron_actions import moves_from
@@ -80,19 +80,14 @@ def list_agencies(page: StaffDep) -> Response:
 @router.get("/agencies/{agency_id}")
 def show_agency(page: StaffDep, agency_id: AgencyId) -> Response:
     """Read-only: what `patronlink config apply` set; secrets masked."""
-    own = _own(page, agency_id)
-    with page.db.transaction() as repos:
-        agency = repos.agencies.get(own)
-        if agency is None:
-            raise NotFound(f"agency {agency_id!r} does not exist")
-        settings = repos.agencies.settings(agency.id).stored()
-        users = repos.integration_users.usernames(agency.id)
-        sources = repos.import_sources.list(agency.id)
+    found = agencies.configuration(page.db, _own(page, agency_id))
+    if found is None:
+        raise NotFound(f"agency {agency_id!r} does not exist")
     return page.render(
         "agency.html",
-        title=page.t("configuration", agency=agency.name),
-        agency=agency,
-        sections=masked_settings(settings),
-        integration_users=users,
-        sources=[(sid, masked_settings(s)) for sid, _, s in sources],
+        title=page.t("configuration", agency=found.agency.name),
+        agency=found.agency,
+        sections=masked_settings(found.settings),
+        integration_users=found.integration_users,
+        sources=[(sid, masked_settings(s)) for sid, s in found.import_sources],
     )
