@@ -210,12 +210,14 @@ _RECORD_BATCH_ATTEMPTS_SQLITE = f"""{_ATTEMPT_INSERT}
 # Delivery reports (``apply_reports``): the texts a batch names, locked and read, then one UPDATE
 # from the batch as JSON rows (id, delivery, code, description, delivered_at or null). The UPDATE
 # keeps the guard that a final state is never left, as a second line behind the reading. Each
-# text is found by its id (the unary + keeps SQLite off the agency's delivery index, which would
-# walk every text of the agency still waiting for its report).
+# text is found by its primary key: the agency and delivery tests are written so that no index
+# serves them (``IS TRUE`` on PostgreSQL, the unary + on SQLite). With the statistics of a table
+# just filled, PostgreSQL otherwise walked the agency's delivery index, every text of the agency
+# (12 ms a batch of 15 among 20,000 texts, against well under 1 ms by id).
 _FINAL_STATES = ", ".join(f"'{state.value}'" for state in sorted(FINAL, key=lambda s: s.value))
 _REPORT_LOCK = f"""
 SELECT id, delivery IN ({_FINAL_STATES}) FROM messages
- WHERE id = ANY(?::bigint[]) AND agency_id = ?
+ WHERE id = ANY(?::bigint[]) AND (agency_id = ?) IS TRUE
  ORDER BY id
    FOR UPDATE
 """  # noqa: S608 - our own names
@@ -231,8 +233,8 @@ _REPORT_WRITE = f"""{_REPORT_SET}
   FROM (SELECT (e ->> 0)::bigint AS id, e ->> 1 AS delivery, e ->> 2 AS code,
                e ->> 3 AS description, (e ->> 4)::timestamptz AS delivered_at
           FROM json_array_elements(?::json) AS e) AS r
- WHERE m.id = ANY(?::bigint[]) AND m.id = r.id AND m.agency_id = ?
-   AND m.delivery NOT IN ({_FINAL_STATES})
+ WHERE m.id = ANY(?::bigint[]) AND m.id = r.id AND (m.agency_id = ?) IS TRUE
+   AND (m.delivery NOT IN ({_FINAL_STATES})) IS TRUE
 """  # noqa: S608 - our own names
 _REPORT_WRITE_SQLITE = f"""{_REPORT_SET}
   FROM (SELECT value ->> 0 AS id, value ->> 1 AS delivery, value ->> 2 AS code,
