@@ -1,6 +1,6 @@
 """Delivery reports under load: reports/s and latency against /healthz of the same server.
 
-``python -m bench.dlr [--messages 20000] [--clients 32] [--postgres URL]``
+``python -m bench.dlr [--messages 20000] [--clients 32] [--rounds 1] [--postgres URL]``
 
 A real ``patronlink serve`` (no worker) holds ``--messages`` sent texts of one LINK Mobility
 agency, each waiting for its report, on SQLite and, with ``--postgres`` (default:
@@ -8,7 +8,12 @@ agency, each waiting for its report, on SQLite and, with ``--postgres`` (default
 ``/healthz`` is measured for ``--seconds`` with the same clients, then every text's report (LINK's
 published DLR JSON, ``resultCode`` 1001 and the text's ``refId``) is POSTed once by
 ``--clients`` concurrent clients with the integration user's Basic credentials. Goal (issue 16):
-at least 0.3 of /healthz, p99 under 50 ms.
+at least 0.3 of /healthz, p99 under 50 ms. With ``--rounds`` above 1 each backend is measured
+that many times, each round with a fresh database and server, and the medians are printed.
+
+The clients run in this process, on the same machine as the server: beside each phase the CPU
+time the clients and the server spent per request is printed, so that a run shows whether the
+load generator, rather than the server, set the pace.
 """
 
 from __future__ import annotations
@@ -16,18 +21,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy import func, insert, select
 
-from bench.common import free_port, process
+from bench.common import free_port, median, process
 from bench.dispatch import create_pg, drop_pg
 from bench.inbound import percentile
 from patronlink.config.schema import AgencySettings
@@ -101,6 +109,33 @@ def delivered(url: str) -> int:
     return count
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of a process so far (Linux's /proc); None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(pid: int, phase: Coroutine[Any, Any, tuple[float, list[float]]]) -> dict[str, float]:
+    """Run a load phase: requests/s and latencies, and the CPU time per request of the clients
+    (this process) and of the server."""
+    server, client = cpu_seconds(pid), time.process_time()
+    rate, latencies = asyncio.run(phase)
+    client = time.process_time() - client
+    after = cpu_seconds(pid)
+    served = (after - server) if after is not None and server is not None else float("nan")
+    return {
+        "rate": rate,
+        "p50": percentile(latencies, 0.50) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "client_us": client / len(latencies) * 1e6,
+        "server_us": served / len(latencies) * 1e6,
+    }
+
+
 def report(message_id: int) -> bytes:
     # LINK's "Delivery Report Example" with our refId.
     return json.dumps(
@@ -168,20 +203,51 @@ def measure(db_url: str, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
     command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
     dlr_url = f"{base}/sms/dlr/linkmobility/{AGENCY}"
-    with process(command, f"{base}/healthz", env=env):
+    with process(command, f"{base}/healthz", env=env) as server:
         asyncio.run(reports(dlr_url, warm, 4))  # argon2 once, connections open
-        health_rate, health_lat = asyncio.run(health(f"{base}/healthz", args.seconds, args.clients))
-        rate, latencies = asyncio.run(reports(dlr_url, ids, args.clients))
+        health_figures = timed(server.pid, health(f"{base}/healthz", args.seconds, args.clients))
+        figures = timed(server.pid, reports(dlr_url, ids, args.clients))
     done = delivered(db_url)
     if done != args.messages:
         raise RuntimeError(f"{done} of {args.messages} texts delivered")
     return {
-        "health": health_rate,
-        "health_p99": percentile(health_lat, 0.99) * 1000,
-        "reports": rate,
-        "p50": percentile(latencies, 0.50) * 1000,
-        "p99": percentile(latencies, 0.99) * 1000,
+        "health": health_figures["rate"],
+        "health_p99": health_figures["p99"],
+        "health_client_us": health_figures["client_us"],
+        "health_server_us": health_figures["server_us"],
+        "reports": figures["rate"],
+        "ratio": figures["rate"] / health_figures["rate"],
+        "p50": figures["p50"],
+        "p99": figures["p99"],
+        "client_us": figures["client_us"],
+        "server_us": figures["server_us"],
     }
+
+
+def rounds(
+    db_url: Callable[[], contextlib.AbstractContextManager[str]], args: argparse.Namespace
+) -> dict[str, float]:
+    """``measure`` ``--rounds`` times, each on a fresh database; the median of each figure."""
+    runs: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        with db_url() as url:
+            runs.append(measure(url, args))
+    return {key: median([run[key] for run in runs]) for key in runs[0]}
+
+
+@contextlib.contextmanager
+def sqlite_db() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+
+
+@contextlib.contextmanager
+def postgres_db(server: str) -> Iterator[str]:
+    url, name = create_pg(server)
+    try:
+        yield url
+    finally:
+        drop_pg(server, name)
 
 
 def main() -> None:
@@ -189,27 +255,27 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="of /healthz")
+    parser.add_argument("--rounds", type=int, default=1, help="medians of this many")
     parser.add_argument("--postgres", default=os.environ.get("PATRONLINK_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args)
+    results: dict[str, dict[str, float]] = {"sqlite": rounds(sqlite_db, args)}
     if args.postgres:
-        pg_url, name = create_pg(args.postgres)
-        try:
-            results["postgresql"] = measure(pg_url, args)
-        finally:
-            drop_pg(args.postgres, name)
-    print(f"delivery-report benchmark: {args.messages} reports, {args.clients} clients")
+        server = args.postgres
+        results["postgresql"] = rounds(lambda: postgres_db(server), args)
+    medians = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
+    print(f"delivery-report benchmark: {args.messages} reports, {args.clients} clients{medians}")
     for backend, f in results.items():
         print(
             f"  {backend:<10} /healthz        {f['health']:>8.0f} req/s"
             f"                           p99 {f['health_p99']:.1f} ms"
+            f"   CPU/request: clients {f['health_client_us']:.0f} µs,"
+            f" server {f['health_server_us']:.0f} µs"
         )
         print(
             f"  {backend:<10} LINK reports    {f['reports']:>8.0f} req/s"
-            f"   ratio {f['reports'] / f['health']:.2f}"
+            f"   ratio {f['ratio']:.2f}"
             f"   p50 {f['p50']:.1f} ms   p99 {f['p99']:.1f} ms"
+            f"   CPU/request: clients {f['client_us']:.0f} µs, server {f['server_us']:.0f} µs"
         )
 
 

@@ -6,6 +6,7 @@ English) where staff send them again or dismiss them."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,41 @@ def test_reports_apply_once_and_only_within_the_agency(
         "2104",
         clock(),
     )
+
+
+def test_a_batch_of_reports_applies_as_one_after_the_other(
+    db: Database, clock: FrozenClock, site: None
+) -> None:
+    first, second, third = queue(db, clock, n=3)
+    dispatch(db, clock, ReportingGateway(reports=True))
+    at = clock() - dt.timedelta(minutes=3)
+    batch = [
+        Report(third, Delivery.PENDING, "1005", "", at),
+        Report(first, Delivery.PENDING, "1005", ""),
+        Report(None, Delivery.DELIVERED, "1001", ""),
+        Report(first, Delivery.FAILED, "2104", "Unknown subscriber", at),
+        Report(999999, Delivery.DELIVERED, "1001", ""),
+        Report(first, Delivery.DELIVERED, "1001", ""),  # after a final one in the same batch
+        Report(second, Delivery.DELIVERED, "1001", "x\x00" + "y" * 3000),
+        Report(second, Delivery.PENDING, "1005", ""),
+    ]
+    with db.transaction() as repos:
+        outcomes = repos.outbox.apply_reports(A, batch, clock())
+        assert repos.outbox.apply_reports(B, batch[:2], clock()) == ["unknown", "unknown"]
+    assert outcomes == [
+        "applied", "applied", "unknown", "applied", "unknown", "ignored", "applied", "ignored",
+    ]  # fmt: skip
+    with db.transaction() as repos:
+        rows = [repos.outbox.get(m) for m in (first, second, third)]
+    assert [(r["delivery"], r["delivery_code"], r["delivered_at"]) for r in rows if r] == [
+        ("failed", "2104", at),
+        ("delivered", "1001", clock()),
+        ("pending", "1005", None),
+    ]
+    assert rows[1] is not None
+    assert rows[1]["delivery_description"] == "x" + "y" * 1999
+    assert rows[0] is not None
+    assert rows[0]["delivery_description"] == "Unknown subscriber"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ intermediate reports change nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -164,8 +165,10 @@ def receive_report_batch(
     agency and the user's password hash are read in the transaction that writes, so a
     ``config apply`` takes effect with the next call. A password not checked against the same
     stored hash recently is verified with argon2 after the batch, outside any transaction, and
-    that call is then handled alone. Reports are applied in the order of their message ids, so
-    two batches in two processes lock the texts in the same order.
+    that call is then handled alone. An agency's reports are applied in the order they arrived,
+    by two statements for the batch (``OutboxRepository.apply_reports``, which locks the texts
+    in the order of their ids, so two batches in two processes never wait on each other in a
+    cycle).
     """
     results: list[Outcome | Exception | None] = [None] * len(calls)
     now = clock()
@@ -189,10 +192,8 @@ def receive_report_batch(
                 ready.append((i, agency.agency.id, call.read(agency)))
             except (NotFound, Unauthenticated, ValidationError, _Unverified) as exc:
                 results[i] = exc
-        ready.sort(key=lambda item: item[2].message_id or 0)
-        for i, agency_id, report in ready:
-            applied = repos.outbox.apply_report(agency_id, report, now)
-            results[i] = (agency_id, applied, report.state.value)
+        for i, outcome in _apply(repos, ready, now):
+            results[i] = outcome
     out: list[Outcome | Exception] = []
     for call, result in zip(calls, results, strict=True):
         if isinstance(result, _Unverified):
@@ -206,6 +207,24 @@ def receive_report_batch(
                 "delivery report for an unknown text",
                 extra={"provider": call.provider, "agency": result[0]},
             )
+    return out
+
+
+def _apply(
+    repos: Repositories, ready: Sequence[tuple[int, str, Report]], now: dt.datetime
+) -> list[tuple[int, Outcome]]:
+    """Apply the reports (call index, agency id, report) an agency at a time, each agency's in
+    the order they came; the outcome of each call index."""
+    by_agency: dict[str, list[tuple[int, Report]]] = {}
+    for i, agency_id, report in ready:
+        by_agency.setdefault(agency_id, []).append((i, report))
+    out: list[tuple[int, Outcome]] = []
+    for agency_id, reports in sorted(by_agency.items()):
+        applied = repos.outbox.apply_reports(agency_id, [r for _, r in reports], now)
+        out += [
+            (i, (agency_id, what, report.state.value))
+            for (i, report), what in zip(reports, applied, strict=True)
+        ]
     return out
 
 

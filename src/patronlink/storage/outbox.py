@@ -182,6 +182,43 @@ _RECORD_BATCH_ATTEMPTS_SQLITE = f"""{_ATTEMPT_INSERT}
 """  # noqa: S608 - our own names
 
 
+# Delivery reports (``apply_reports``): the texts a batch names, locked and read, then one UPDATE
+# from the batch as JSON rows (id, delivery, code, description, delivered_at or null). The UPDATE
+# keeps the guard that a final state is never left, as a second line behind the reading. Each
+# text is found by its primary key: the agency and delivery tests are written so that no index
+# serves them (``IS TRUE`` on PostgreSQL, the unary + on SQLite). With the statistics of a table
+# just filled, PostgreSQL otherwise walked the agency's delivery index, every text of the agency
+# (12 ms a batch of 15 among 20,000 texts, against well under 1 ms by id).
+_FINAL_STATES = ", ".join(f"'{state.value}'" for state in sorted(FINAL, key=lambda s: s.value))
+_REPORT_LOCK = f"""
+SELECT id, delivery IN ({_FINAL_STATES}) FROM messages
+ WHERE id = ANY(?::bigint[]) AND (agency_id = ?) IS TRUE
+ ORDER BY id
+   FOR UPDATE
+"""  # noqa: S608 - our own names
+_REPORT_LOCK_SQLITE = f"""
+SELECT json_group_array(json_array(id, delivery IN ({_FINAL_STATES}))) FROM messages
+ WHERE id IN (SELECT value FROM json_each(?)) AND +agency_id = ?
+"""  # noqa: S608 - our own names
+_REPORT_SET = """
+UPDATE messages AS m
+   SET delivery = r.delivery, delivery_code = r.code, delivery_description = r.description,
+       delivered_at = COALESCE(r.delivered_at, m.delivered_at), updated_at = ?"""
+_REPORT_WRITE = f"""{_REPORT_SET}
+  FROM (SELECT (e ->> 0)::bigint AS id, e ->> 1 AS delivery, e ->> 2 AS code,
+               e ->> 3 AS description, (e ->> 4)::timestamptz AS delivered_at
+          FROM json_array_elements(?::json) AS e) AS r
+ WHERE m.id = ANY(?::bigint[]) AND m.id = r.id AND (m.agency_id = ?) IS TRUE
+   AND (m.delivery NOT IN ({_FINAL_STATES})) IS TRUE
+"""  # noqa: S608 - our own names
+_REPORT_WRITE_SQLITE = f"""{_REPORT_SET}
+  FROM (SELECT value ->> 0 AS id, value ->> 1 AS delivery, value ->> 2 AS code,
+               value ->> 3 AS description, value ->> 4 AS delivered_at
+          FROM json_each(?)) AS r
+ WHERE m.id = r.id AND +m.agency_id = ? AND +m.delivery NOT IN ({_FINAL_STATES})
+"""  # noqa: S608 - our own names
+
+
 # Renewal by SMS queues a reply or two on every request: those go one by one on the driver
 # itself; larger batches (staff, benchmarks) use SQLAlchemy's multi-row insert.
 _ENQUEUE_COLUMNS = (
@@ -440,30 +477,64 @@ class OutboxRepository:
         """Record one delivery report on the agency's text; what became of it:
 
         ``applied``; ``ignored`` (the text is in a final state already: a duplicate, or a late
-        intermediate report); ``unknown`` (no such text of this agency). One guarded UPDATE:
-        a final state is never overwritten, whatever order concurrent reports commit in.
+        intermediate report); ``unknown`` (no such text of this agency). A final state is never
+        overwritten, whatever order concurrent reports commit in (``apply_reports``).
         """
-        if report.message_id is None:
-            return "unknown"
-        target = and_(messages.c.id == report.message_id, messages.c.agency_id == agency_id)
-        values: dict[str, Any] = {
-            "delivery": report.state.value,
-            "delivery_code": _fit(report.code, 32),
-            "delivery_description": _fit(report.description, 2000),
-            "updated_at": now,
-        }
-        if report.state in FINAL:
-            values["delivered_at"] = report.at or now
-        result = self._conn.execute(
-            update(messages)
-            .where(target, messages.c.delivery.not_in([s.value for s in FINAL]))
-            .values(**values)
-            .returning(messages.c.id)
-        )
-        if result.first() is not None:
-            return "applied"
-        exists = self._conn.execute(select(messages.c.id).where(target)).first()
-        return "ignored" if exists is not None else "unknown"
+        return self.apply_reports(agency_id, [report], now)[0]
+
+    def apply_reports(
+        self, agency_id: str, reports: Sequence[Report], now: dt.datetime
+    ) -> list[str]:
+        """Record the agency's reports as if one after the other, in the order given; what
+        became of each (``applied``, ``ignored``, ``unknown``, as ``apply_report``).
+
+        Two statements for the whole batch, however many reports: the texts' rows are locked
+        and read (``FOR UPDATE`` in id order on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds
+        the database already), the outcomes follow from them, and one UPDATE writes the last
+        report applied to each text, still guarded so that it never leaves a final state. A
+        statement per report cost SQLAlchemy's ~30 µs of Python each and, on SQLite, gave the
+        interpreter's lock back to the busy event loop at every step (``bench/dlr.py``).
+        """
+        out = ["unknown"] * len(reports)
+        ids = sorted({r.message_id for r in reports if r.message_id is not None})
+        if not ids:
+            return out
+        driver = Driver(self._conn)
+        if driver.postgres:
+            found = driver.rows(_REPORT_LOCK, (ids, agency_id))
+        else:
+            found = json.loads(driver.rows(_REPORT_LOCK_SQLITE, (json.dumps(ids), agency_id))[0][0])
+        final = {int(i): bool(f) for i, f in found}  # the texts that exist: in a final state?
+        last: dict[int, Report] = {}
+        for n, report in enumerate(reports):
+            message_id = report.message_id
+            if message_id is None or message_id not in final:
+                continue
+            if final[message_id]:
+                out[n] = "ignored"
+                continue
+            out[n] = "applied"
+            last[message_id] = report
+            final[message_id] = report.state in FINAL
+        if last:
+            rows = json.dumps(
+                [
+                    (
+                        message_id,
+                        r.state.value,
+                        _fit(r.code, 32),
+                        _fit(r.description, 2000),
+                        self._json_time(r.at or now) if r.state in FINAL else None,
+                    )
+                    for message_id, r in sorted(last.items())
+                ]
+            )
+            at = bind_time(self._conn, now)
+            if driver.postgres:
+                driver.rowcount(_REPORT_WRITE, (at, rows, sorted(last), agency_id))
+            else:
+                driver.rowcount(_REPORT_WRITE_SQLITE, (at, rows, agency_id))
+        return out
 
     def delivery_counts(self) -> dict[tuple[str, str], int]:
         """Sent texts by (agency, delivery state), for the share delivered per agency."""
