@@ -22,6 +22,7 @@ import httpx
 from bench.common import free_port, gateway, median
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.configure import agency_settings
 from patronlink.services.outbox import prepare
@@ -29,7 +30,7 @@ from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.storage.engine import make_engine
 from patronlink.storage.migrate import upgrade
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
+from patronlink.worker.dispatcher import Dispatcher
 
 CONCURRENCY = 64
 FORM = {"user": "u", "pass": "p", "number": "52903991", "message": "Hej", "charset": "UTF-8"}

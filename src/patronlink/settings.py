@@ -21,7 +21,11 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.domain.import_runs import IMPORT_LEASE
+
+# The dispatcher's defaults, written once (in the domain).
+_DISPATCH = DispatchSettings()
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/patronlink.db"
 
@@ -51,12 +55,12 @@ class Settings(BaseSettings):
         description="agency served at /rest-dlf/patron/ (the Aleph path without an agency id)",
     )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
-    dispatch_batch_size: int = Field(default=200, ge=1, le=5000)
-    dispatch_max_in_flight: int = Field(default=256, ge=1, le=10000)
-    dispatch_lease_seconds: float = Field(default=300.0, gt=0)
-    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
-    retry_base_seconds: float = Field(default=30.0, ge=0)
-    retry_cap_seconds: float = Field(default=3600.0, ge=0)
+    dispatch_batch_size: int = Field(default=_DISPATCH.batch_size, ge=1, le=5000)
+    dispatch_max_in_flight: int = Field(default=_DISPATCH.max_in_flight, ge=1, le=10000)
+    dispatch_lease_seconds: float = Field(default=_DISPATCH.lease_seconds, gt=0)
+    dispatch_poll_seconds: float = Field(default=_DISPATCH.poll_seconds, gt=0)
+    retry_base_seconds: float = Field(default=_DISPATCH.retry.base_seconds, ge=0)
+    retry_cap_seconds: float = Field(default=_DISPATCH.retry.cap_seconds, ge=0)
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
     import_lease_seconds: float = Field(
         default=IMPORT_LEASE.total_seconds(),
@@ -72,7 +76,7 @@ class Settings(BaseSettings):
         "it tries the database again after a failure (waits double from 0.5 s)",
     )
     gateway_failures_before_warning: int = Field(
-        default=10,
+        default=_DISPATCH.gateway_failures_before_warning,
         ge=1,
         description="temporary failures in a row of one agency's gateway before the worker "
         "logs one warning (and one line when it answers again)",
@@ -173,7 +177,7 @@ class Settings(BaseSettings):
         "for restores",
     )
     dispatch_max_age_seconds: float = Field(
-        default=86400.0,
+        default=_DISPATCH.max_age_seconds,
         ge=0,
         description="a text not yet tried this long after its send time goes to the error queue "
         "instead of out (0: never)",

@@ -26,13 +26,14 @@ from sqlalchemy import select
 
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.configure import agency_settings
 from patronlink.services.outbox import prepare
 from patronlink.storage import tables
 from patronlink.storage.database import Database
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
+from patronlink.worker.dispatcher import Dispatcher, DispatchStats
 from tests.conftest import FrozenClock
 from tests.support.gateway_servers import (
     LinkMobilityServer,

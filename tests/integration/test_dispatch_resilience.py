@@ -19,12 +19,13 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import create_engine, text
 
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.gateways.base import GatewayConfig, OutgoingSms, SendResult
 from patronlink.services.outbox import queue_sms
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.storage.engine import make_engine
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
+from patronlink.worker.dispatcher import Dispatcher
 from patronlink.worker.health import Backoff, Loop
 from tests.conftest import FrozenClock
 from tests.integration.test_outbox import AGENCY, make_agency

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
-from patronlink.domain.dispatch import Outcome
+from patronlink.domain.dispatch import DispatchSettings, Outcome
 from patronlink.domain.errors import (
     Conflict,
     InvalidPhoneNumber,
@@ -29,7 +29,7 @@ from patronlink.services.outbox import message_detail, move_messages, move_one, 
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from patronlink.storage.outbox import MessageFilter
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
+from patronlink.worker.dispatcher import Dispatcher
 from tests.conftest import FrozenClock
 from tests.support.fake_gateway import ScriptedGateway
 

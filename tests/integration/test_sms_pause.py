@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from patronlink.cli import main
 from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.domain.errors import TemporaryGatewayError
 from patronlink.domain.outbox import MessageStatus
 from patronlink.services.demo import load_demo
@@ -21,7 +22,7 @@ from patronlink.services.sms_pause import pause_sending, pauses, resume_sending
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings
+from patronlink.worker.dispatcher import Dispatcher
 from tests.conftest import FrozenClock
 from tests.support.fake_gateway import ScriptedGateway
 from tests.support.live_server import live_server

@@ -115,3 +115,26 @@ def decide(
     if policy.quiet is not None and not policy.schedules:
         next_at = policy.quiet.release_time(next_at, policy.zone)
     return NextStep(MessageStatus.QUEUED, next_at)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How the dispatcher works; the defaults of the matching `PATRONLINK_*` settings."""
+
+    batch_size: int = 200
+    max_in_flight: int = 256
+    lease_seconds: float = 300.0
+    poll_seconds: float = 1.0
+    flush_seconds: float = 0.05
+    flush_size: int = 200
+    routes_refresh_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A gateway failing this many texts in a row (temporary failures: 5xx, timeouts, refused
+    # connections) gets one warning line until it answers again.
+    gateway_failures_before_warning: int = 10
+    # On the way out, how long to keep trying to write outcomes and give back unsent texts
+    # while the database is away.
+    shutdown_seconds: float = 30.0
+    # A text first claimed longer than this after its send time goes to the error queue instead
+    # of out (a restored backup, a worker down for days); 0 sends every text however old.
+    max_age_seconds: float = 86400.0

@@ -246,19 +246,24 @@ def sweep_interrupted(db: Database, clock: Clock) -> list[int]:
     return swept
 
 
-def _resolved_auth(settings: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    auth = settings.get("auth") or {"type": "none"}
+def _resolved_auth(config: ImportSourceConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The source's auth with its ``${VAR}`` references resolved (unset fields left out)."""
+    auth = config.auth.model_dump(exclude_none=True)
     return {k: resolve(v, environ) if isinstance(v, str) else str(v) for k, v in auth.items()}
 
 
-def _options(source: _Source, prefix: bytes) -> tuple[ImportSourceConfig, ReaderOptions]:
-    """The source's settings typed as ``config apply`` checked them, and the reader's options
-    from them and from FOLIO's ``updateOnlyPresentFields`` as the first bytes of the feed set it."""
-    config = ImportSourceConfig.model_validate(
+def _source_config(source: _Source) -> ImportSourceConfig:
+    """The source's stored settings typed as ``config apply`` checked them (defaults there)."""
+    return ImportSourceConfig.model_validate(
         {"id": source.id, "agency": source.agency_id, **source.settings}
     )
+
+
+def _options(config: ImportSourceConfig, prefix: bytes) -> ReaderOptions:
+    """The reader's options from the source's settings and from FOLIO's
+    ``updateOnlyPresentFields`` as the first bytes of the feed set it."""
     mapping = config.mapping
-    return config, ReaderOptions(
+    return ReaderOptions(
         date_format=config.date_format,
         patron_id=mapping.patron_id,
         external_id=mapping.external_id,
@@ -279,13 +284,13 @@ def _synchronise(
     claim: _Claim | None,
     reader_process_from: int,
 ) -> RunReport:
-    settings = source.settings
-    configured = settings.get("deactivate_missing")
+    config = _source_config(source)
+    configured = config.deactivate_missing
     feed = build_source(
-        settings["url"],
-        _resolved_auth(settings, environ),
-        connect_timeout=float(settings.get("connect_timeout", 10.0)),
-        read_timeout=float(settings.get("read_timeout", 120.0)),
+        config.url,
+        _resolved_auth(config, environ),
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
         file=file,
     )
     with feed.open() as stream, contextlib.ExitStack() as stack:
@@ -294,18 +299,16 @@ def _synchronise(
         prefix = stream.read(reader_process_from)
         # A smaller feed is all in ``prefix``; a larger one may set FOLIO's
         # ``updateOnlyPresentFields`` after its users (``Synchroniser.resolve_present_only``).
-        config, options = _options(source, prefix)
+        options = _options(config, prefix)
         reader: FeedReader | ReaderProcess
         remote: RemoteCheck | None = None
         if len(prefix) < reader_process_from:
             body = io.BytesIO(prefix)
-            reader = open_reader(
-                settings["format"], body, read_flag=configured is None, options=options
-            )
+            reader = open_reader(config.format, body, read_flag=configured is None, options=options)
         else:
             reader = stack.enter_context(
                 ReaderProcess(
-                    settings["format"],
+                    config.format,
                     stream,
                     prefix,
                     read_flag=configured is None,
@@ -342,8 +345,8 @@ def _synchronise(
                 sync.finish(
                     DeactivationRules(
                         enabled=True if enabled is None else bool(enabled),
-                        max_fraction=float(settings.get("max_deactivate_fraction", 0.1)),
-                        after_missing_runs=int(settings.get("deactivate_after_missing_runs", 1)),
+                        max_fraction=config.max_deactivate_fraction,
+                        after_missing_runs=config.deactivate_after_missing_runs,
                     )
                 )
                 sync.close()

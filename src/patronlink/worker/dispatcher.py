@@ -29,18 +29,24 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from patronlink.config.schema import SmsConfig
-from patronlink.domain.dispatch import ClaimedMessage, Outcome, SendPolicy, decide
+from patronlink.domain.dispatch import (
+    ClaimedMessage,
+    DispatchSettings,
+    Outcome,
+    SendPolicy,
+    decide,
+)
 from patronlink.domain.errors import (
     ConfigError,
     InvalidPhoneNumber,
     PermanentGatewayError,
     TemporaryGatewayError,
 )
-from patronlink.domain.outbox import AttemptOutcome, MessageStatus, QuietHours, RetryPolicy
+from patronlink.domain.outbox import AttemptOutcome, MessageStatus, QuietHours
 from patronlink.gateways.base import GatewayConfig, OutgoingSms, SmsGateway
 from patronlink.gateways.registry import can_schedule
 from patronlink.services.agencies import require_agency
@@ -55,27 +61,6 @@ from patronlink.worker.metrics import DispatchMetrics
 log = logging.getLogger("patronlink.dispatch")
 
 GatewayFactory = Callable[[GatewayConfig], SmsGateway]
-
-
-@dataclass(frozen=True)
-class DispatchSettings:
-    batch_size: int = 200
-    max_in_flight: int = 256
-    lease_seconds: float = 300.0
-    poll_seconds: float = 1.0
-    flush_seconds: float = 0.05
-    flush_size: int = 200
-    routes_refresh_seconds: float = 30.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # A gateway failing this many texts in a row (temporary failures: 5xx, timeouts, refused
-    # connections) gets one warning line until it answers again.
-    gateway_failures_before_warning: int = 10
-    # On the way out, how long to keep trying to write outcomes and give back unsent texts
-    # while the database is away.
-    shutdown_seconds: float = 30.0
-    # A text first claimed longer than this after its send time goes to the error queue instead
-    # of out (a restored backup, a worker down for days); 0 sends every text however old.
-    max_age_seconds: float = 86400.0
 
 
 @dataclass

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from patronlink.bootstrap import GatewayFactory, process_environ
 from patronlink.domain.audit import SYSTEM
+from patronlink.domain.dispatch import DispatchSettings
 from patronlink.domain.outbox import RetryPolicy
 from patronlink.gateways.registry import build_gateway
 from patronlink.services.circulation import expire_uncollected_reservations
@@ -23,7 +24,7 @@ from patronlink.services.patron_lifecycle import apply_retention
 from patronlink.services.sms_pause import pause_sending
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
-from patronlink.worker.dispatcher import Dispatcher, DispatchSettings, DispatchStats
+from patronlink.worker.dispatcher import Dispatcher, DispatchStats
 from patronlink.worker.health import Backoff, Health, Loop
 from patronlink.worker.metrics import DispatchMetrics
 from patronlink.worker.scheduler import run_due_imports
