@@ -3,7 +3,6 @@ at a pickup branch until a deadline, collected or expired; cancelled."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -17,9 +16,9 @@ from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
-from patronlink.worker.runner import run_scheduler
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
+from tests.support.scheduler import one_scheduler_round
 
 A = "DK-761500"
 BASE = f"/api/v1/agencies/{A}"
@@ -159,15 +158,7 @@ def test_the_worker_expires_a_reservation_not_collected(
 
     # The day after, the worker's hourly round expires it (the waiting one is left alone) ...
     clock.advance(days=1)
-    stop = asyncio.Event()
-
-    async def one_round() -> None:
-        task = asyncio.create_task(run_scheduler(db, clock, stop, 0.05))
-        await asyncio.sleep(0.5)
-        stop.set()
-        await task
-
-    asyncio.run(one_round())
+    one_scheduler_round(db, clock)
     assert (stored(rid), stored(other)) == ("expired", "waiting")
     assert client.get(f"{BASE}/reservations/{rid}").json()["status"] == "expired"
     assert expire_uncollected_reservations(db, clock) == {}  # once only

@@ -5,7 +5,6 @@ The anonymisation test reads every table afterwards and finds none of the person
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
@@ -27,9 +26,9 @@ from patronlink.settings import Settings
 from patronlink.storage import tables
 from patronlink.storage.database import Database
 from patronlink.web.app import create_app
-from patronlink.worker.runner import run_scheduler
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
+from tests.support.scheduler import one_scheduler_round
 from tests.support.staff_site import A, B, add_users, log_in, post_form
 
 P = f"/api/v1/agencies/{A}/patrons"
@@ -327,15 +326,7 @@ def test_retention_rule_dry_run_then_the_worker_anonymises(
     with db.transaction() as repos:
         assert repos.patrons.get(A, "7001") is not None  # a dry run changes nothing
 
-    stop = asyncio.Event()
-
-    async def one_round() -> None:
-        task = asyncio.create_task(run_scheduler(db, clock, stop, 0.05))
-        await asyncio.sleep(0.5)
-        stop.set()
-        await task
-
-    asyncio.run(one_round())
+    one_scheduler_round(db, clock)
     with db.transaction() as repos:
         assert repos.patrons.get(A, "7001") is None
         assert repos.patrons.get(A, "7003") is None
