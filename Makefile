@@ -64,7 +64,7 @@ types: install
 
 # Lint, types, contracts and the suite: the README's test command, a few minutes on two cores.
 test: lint types audit
-	$(BIN)/pytest -n 2 -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist worksteal -m "not soak" $(PYTEST_ARGS)
 
 # The soak (tests/e2e/test_soak.py, 10 minutes; PATRONLINK_SOAK_SECONDS shortens it) runs on its
 # own: its latency figures mean something only when no other test loads the same cores.
