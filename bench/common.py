@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import aiohttp
 import httpx
 
 
@@ -51,3 +54,38 @@ def gateway(port: int) -> contextlib.AbstractContextManager[subprocess.Popen[byt
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def closed_loop(
+    clients: int,
+    more: Callable[[], bool],
+    request: Callable[[aiohttp.ClientSession], Any],
+) -> tuple[float, list[float]]:
+    """``clients`` concurrent clients, each sending its next request as soon as the last is
+    answered while ``more()``; requests/s and each request's latency in seconds.
+
+    ``request(session)`` makes the request (``session.get(...)``, not yet sent); it is sent and
+    timed here, and any answer but 200 stops the run.
+    """
+    latencies: list[float] = []
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while more():
+            pending = request(session)
+            start = time.perf_counter()
+            async with pending as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    return len(latencies) / elapsed, latencies

@@ -32,12 +32,10 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from sqlalchemy import func, insert, select
 
-from bench.common import free_port, median, process
+from bench.common import closed_loop, free_port, median, percentile, process
 from bench.dispatch import create_pg, drop_pg
-from bench.inbound import percentile
 from patronlink.config.schema import AgencySettings
 from patronlink.domain.agency import Agency
 from patronlink.services.secrets import hash_password
@@ -155,44 +153,19 @@ def report(message_id: int) -> bytes:
 
 
 async def health(url: str, seconds: float, clients: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
     deadline = time.perf_counter() + seconds
-
-    async def one(session: aiohttp.ClientSession) -> None:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            async with session.get(url) as response:
-                await response.read()
-            latencies.append(time.perf_counter() - start)
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-        start = time.perf_counter()
-        await asyncio.gather(*(one(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - start
-    return len(latencies) / elapsed, latencies
+    return await closed_loop(clients, lambda: time.perf_counter() < deadline, lambda s: s.get(url))
 
 
 async def reports(url: str, ids: list[int], clients: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
     pending = list(reversed(ids))
     token = base64.b64encode(f"link:{PASSWORD}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
-
-    async def one(session: aiohttp.ClientSession) -> None:
-        while pending:
-            body = report(pending.pop())
-            start = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"HTTP {response.status}")
-            latencies.append(time.perf_counter() - start)
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-        start = time.perf_counter()
-        await asyncio.gather(*(one(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - start
-    return len(latencies) / elapsed, latencies
+    return await closed_loop(
+        clients,
+        lambda: bool(pending),
+        lambda s: s.post(url, data=report(pending.pop()), headers=headers),
+    )
 
 
 def measure(db_url: str, args: argparse.Namespace) -> dict[str, float]:

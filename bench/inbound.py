@@ -21,11 +21,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy import insert
 
-from bench.common import free_port, median, process
+from bench.common import closed_loop, free_port, median, percentile, process
 from bench.dispatch import create_pg, drop_pg
 from patronlink.config.schema import AgencyConfig
 from patronlink.domain.agency import Agency
@@ -106,43 +107,27 @@ def prepare(url: str, patrons: int) -> None:
 
 
 async def load(url: str, seconds: float, clients: int, inbound: bool) -> tuple[float, list[float]]:
-    latencies: list[float] = []
     counter = 0
     deadline = time.perf_counter() + seconds
 
-    async def client(session: aiohttp.ClientSession) -> None:
+    def renewal(session: aiohttp.ClientSession) -> Any:
         nonlocal counter
-        while time.perf_counter() < deadline:
-            counter += 1
-            params = (
-                {
-                    "user": "sms",
-                    "password": PASSWORD,
-                    "shortcode": "1910",
-                    "countrycode": "45",
-                    "number": SENDER,
-                    "text": f"b{counter} forny alle",
-                }
-                if inbound
-                else None
-            )
-            start = time.perf_counter()
-            async with session.get(url, params=params) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"HTTP {response.status}")
-            latencies.append(time.perf_counter() - start)
+        counter += 1
+        params = {
+            "user": "sms",
+            "password": PASSWORD,
+            "shortcode": "1910",
+            "countrycode": "45",
+            "number": SENDER,
+            "text": f"b{counter} forny alle",
+        }
+        return session.get(url, params=params)
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-        start = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - start
-    return len(latencies) / elapsed, latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return await closed_loop(
+        clients,
+        lambda: time.perf_counter() < deadline,
+        renewal if inbound else (lambda session: session.get(url)),
+    )
 
 
 @dataclass
