@@ -607,13 +607,34 @@ class Dispatcher:
         started: dt.datetime,
         exc: TemporaryGatewayError,
     ) -> Outcome:
-        finished = self.clock()
-        kind = AttemptOutcome.TEMPORARY
-        status, next_at = decide(kind, message.attempts, route.policy, finished, self.rng())
-        if status is MessageStatus.QUEUED:
+        outcome = self._decided(
+            message,
+            route,
+            started,
+            AttemptOutcome.TEMPORARY,
+            self.rng(),
+            http_status=exc.http_status,
+            code=exc.code,
+            description=exc.description,
+        )
+        if outcome.status is MessageStatus.QUEUED:
             self.stats.retried += 1
         else:
             self.stats.failed += 1
+        return outcome
+
+    def _decided(
+        self,
+        message: ClaimedMessage,
+        route: _Route,
+        started: dt.datetime,
+        kind: AttemptOutcome,
+        random_unit: float,
+        **details: Any,
+    ) -> Outcome:
+        """The outcome of a failed or held attempt: ``decide`` gives the next status and time."""
+        finished = self.clock()
+        status, next_at = decide(kind, message.attempts, route.policy, finished, random_unit)
         return Outcome(
             message_id=message.id,
             status=status,
@@ -622,26 +643,19 @@ class Dispatcher:
             driver=route.driver,
             attempt_outcome=kind.value,
             next_attempt_at=next_at,
-            http_status=exc.http_status,
-            code=exc.code,
-            description=exc.description,
+            **details,
         )
 
     def _held(self, message: ClaimedMessage, route: _Route, started: dt.datetime) -> Outcome:
         """Back to the queue, never to the error queue: the fault is this process's environment.
         The attempt is given back and is no failure of the gateway (``AttemptOutcome.HELD``)."""
-        finished = self.clock()
-        kind = AttemptOutcome.HELD
-        status, next_at = decide(kind, message.attempts, route.policy, finished, 0.0)
         self.stats.retried += 1
-        return Outcome(
-            message_id=message.id,
-            status=status,
-            started_at=started,
-            finished_at=finished,
-            driver=route.driver,
-            attempt_outcome=kind.value,
-            next_attempt_at=next_at,
+        return self._decided(
+            message,
+            route,
+            started,
+            AttemptOutcome.HELD,
+            0.0,
             description="held: environment variable(s) not set in the worker: "
             + ", ".join(route.missing),
         )
@@ -656,16 +670,12 @@ class Dispatcher:
         code: str | None = None,
     ) -> Outcome:
         self.stats.failed += 1
-        finished = self.clock()
-        kind = AttemptOutcome.PERMANENT
-        status = decide(kind, message.attempts, route.policy, finished, 0.0).status
-        return Outcome(
-            message_id=message.id,
-            status=status,
-            started_at=started,
-            finished_at=finished,
-            driver=route.driver,
-            attempt_outcome=kind.value,
+        return self._decided(
+            message,
+            route,
+            started,
+            AttemptOutcome.PERMANENT,
+            0.0,
             http_status=http_status,
             code=code,
             description=description,
