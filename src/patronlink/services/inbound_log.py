@@ -7,7 +7,7 @@ from typing import Any
 from patronlink.domain import phone
 from patronlink.domain.paging import Paged
 from patronlink.services.agencies import require_agency
-from patronlink.storage.database import Database
+from patronlink.storage.database import Database, Repositories
 
 
 def log_page(
@@ -15,9 +15,7 @@ def log_page(
 ) -> Paged[dict[str, Any]]:
     """One page of an agency's log (every agency's for None), narrowed to an E.164 number."""
     with db.transaction() as repos:
-        rows = repos.inbound.search(agency_id, number=number, limit=limit, offset=offset)
-        total = repos.inbound.count(agency_id, number=number)
-    return Paged(rows, total, offset, limit)
+        return _page(repos, agency_id, number, limit, offset)
 
 
 def agency_log_page(
@@ -27,6 +25,12 @@ def agency_log_page(
     with db.transaction() as repos:
         found = require_agency(repos, agency_ref)
         e164 = phone.normalise(number, found.country_code, field="number") if number else None
-        rows = repos.inbound.search(found.id, number=e164, limit=limit, offset=offset)
-        total = repos.inbound.count(found.id, number=e164)
+        return _page(repos, found.id, e164, limit, offset)
+
+
+def _page(
+    repos: Repositories, agency_id: str | None, number: str | None, limit: int, offset: int
+) -> Paged[dict[str, Any]]:
+    rows = repos.inbound.search(agency_id, number=number, limit=limit, offset=offset)
+    total = repos.inbound.count(agency_id, number=number)
     return Paged(rows, total, offset, limit)
