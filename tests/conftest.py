@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 
+from patronlink.services import secrets
 from patronlink.settings import Settings
 from patronlink.storage.database import Database
 from patronlink.storage.engine import make_engine
@@ -40,6 +42,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Password hashes made in the test process cost microseconds, not 0.1-0.2 s and 64 MiB.
+
+    About 1,400 hashes and checks run in the suite's own process (staff users, integration
+    users, PINs); at the production cost they took a fifth of its CPU time. What is under test
+    is which password is accepted, not argon2's cost; a hash made here verifies like any other
+    (the parameters travel inside it). Servers started as subprocesses (tests/e2e) keep the real
+    parameters, and so do tests marked ``real_argon2`` (those that measure the cost itself);
+    tests/unit/test_password_hashing.py holds the production parameters to the library's own.
+    """
+    secrets._dummy_hash.cache_clear()
+    if request.node.get_closest_marker("real_argon2") is None:
+        monkeypatch.setattr(secrets, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    yield
+    secrets._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ class CountingHasher:
         return bool(self._count("verify", reference, password))
 
 
+@pytest.mark.real_argon2
 def test_no_more_than_the_bound_hash_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     counting = CountingHasher()
     monkeypatch.setattr(secrets, "_hasher", counting)
