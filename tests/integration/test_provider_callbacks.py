@@ -347,6 +347,13 @@ def test_parallel_guesses_are_throttled_and_a_providers_burst_is_not(server: Ser
         answers = list(pool.map(guess, range(30)))
     assert sorted(set(answers)) == [401, 429]
     assert answers.count(401) == 5, answers
+    # While blocked even the right password is refused (the batch peeks the throttle in its own
+    # transaction), and its report is not written.
+    waiting = server.sent_text()
+    refused = link_dlr(server, with_ref(LINK_DELIVERED, waiting))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert server.message(waiting)["delivery"] == "pending"
     # The same user's inbound texts from this address are refused while the block lasts.
     mo = httpx.post(f"{server.url}/sms/mo/linkmobility/{AGENCY}", content=b"{}", headers=basic())
     assert mo.status_code == 429

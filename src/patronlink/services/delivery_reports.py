@@ -161,7 +161,9 @@ def receive_report_batch(
 
     Each call's result is ``(agency_id, applied|ignored|unknown, delivery state)`` or the
     exception it raises (``NotFound``, ``Unauthenticated``, ``ValidationError``), with nothing
-    written for it. The
+    written for it. With ``throttle``, the calls that meet a block of the login throttle are
+    refused first (``TooManyAttempts``, nothing else read for them): the throttle is peeked in
+    the batch's own transaction, which saves a transaction a batch. The
     agency and the user's password hash are read in the transaction that writes, so a
     ``config apply`` takes effect with the next call. A password not checked against the same
     stored hash recently is verified with argon2 after the batch, outside any transaction, and
@@ -170,12 +172,14 @@ def receive_report_batch(
     in the order of their ids, so two batches in two processes never wait on each other in a
     cycle).
     """
-    results: list[Outcome | Exception | None] = [None] * len(calls)
     now = clock()
     with db.transaction() as repos:
+        results = _throttled(repos, throttle, calls)
         agencies: dict[tuple[str, str | None], tuple[CallbackAgency, str | None] | None] = {}
         ready: list[tuple[int, str, Report]] = []
         for i, call in enumerate(calls):
+            if results[i] is not None:  # refused by the throttle
+                continue
             user = call.credentials[0] if call.credentials else None
             key = (call.agency_ref, user)
             if key not in agencies:
@@ -208,6 +212,17 @@ def receive_report_batch(
                 extra={"provider": call.provider, "agency": result[0]},
             )
     return out
+
+
+def _throttled(
+    repos: Repositories, throttle: Throttle | None, calls: Sequence[ReportCall]
+) -> list[Outcome | Exception | None]:
+    """``TooManyAttempts`` for each call that meets a block of the throttle (one peek, in the
+    batch's transaction), None for the others."""
+    if throttle is None:
+        return [None] * len(calls)
+    blocks = throttle.refusals_in(repos, [(call.login, call.client) for call in calls])
+    return [None if b is None else TooManyAttempts(b.retry_after) for b in blocks]
 
 
 def _apply(

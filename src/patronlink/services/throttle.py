@@ -41,7 +41,7 @@ from patronlink.domain import throttle as rule
 from patronlink.domain.throttle import KeyState, Limit
 from patronlink.services.clock import Clock
 from patronlink.settings import Settings
-from patronlink.storage.database import Database
+from patronlink.storage.database import Database, Repositories
 from patronlink.storage.throttle import MAX_KEY_LENGTH
 
 USER_FACTOR = 4  # the per-user and per-address limits allow this many times the pair's failures
@@ -194,10 +194,18 @@ class Throttle:
         """
         if not attempts:
             return []
+        with self._db.transaction() as repos:
+            return self.refusals_in(repos, attempts)
+
+    def refusals_in(self, repos: Repositories, attempts: Sequence[Attempt]) -> list[Refused | None]:
+        """``refusals``, read in a transaction the caller has open: a batch that writes peeks
+        in its own transaction rather than in one of its own before it (one commit, and on
+        PostgreSQL three round trips, fewer a batch)."""
+        if not attempts:
+            return []
         now = self._clock()
         wanted = [k for a in attempts for k in self.keys(*a) if k is not None]
-        with self._db.transaction() as repos:
-            states = repos.throttle.peek(wanted)
+        states = repos.throttle.peek(wanted)
         out: list[Refused | None] = []
         for user, address in attempts:
             pair, per_user, addr = self.keys(user, address)
