@@ -12,7 +12,7 @@ LINT_PATHS := src tests $(wildcard bench)
 LOCK   := requirements.lock
 LOCK_ARGS ?=
 
-.PHONY: install lock audit run test soak lint types unit bench clean
+.PHONY: install lock audit run test long soak lint types unit bench clean
 
 install: $(VENV)/.installed
 
@@ -63,8 +63,14 @@ types: install
 	$(BIN)/mypy
 
 # Lint, types, contracts and the suite: the README's test command, a few minutes on two cores.
+# The long runs (fault injection with kills, the 10,000-text chaos run, the schema fuzz; marker
+# `slow`) and the soak have targets of their own; CI runs all three.
 test: lint types audit
-	$(BIN)/pytest -n 2 --dist worksteal -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist worksteal -m "not soak and not slow" $(PYTEST_ARGS)
+
+# The long runs (marker `slow`, 3-4 minutes on two cores with PostgreSQL).
+long: install
+	$(BIN)/pytest -n 2 --dist worksteal -m "slow and not soak" --slow $(PYTEST_ARGS)
 
 # The soak (tests/e2e/test_soak.py, 10 minutes; PATRONLINK_SOAK_SECONDS shortens it) runs on its
 # own: its latency figures mean something only when no other test loads the same cores.

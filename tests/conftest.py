@@ -26,7 +26,7 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--slow", action="store_true", help="run the long tests (CI runs them)")
+    parser.addoption("--slow", action="store_true", help="run the long tests (as `make long` does)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip_soak)
     if config.getoption("--slow") or os.environ.get("CI", "").lower() == "true":
         return
-    skip = pytest.mark.skip(reason="long test: run with --slow (CI runs it)")
+    skip = pytest.mark.skip(reason="long test: make long (or pytest --slow) runs it; CI does")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

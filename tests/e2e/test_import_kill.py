@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from patronlink.settings import Settings
@@ -27,6 +28,8 @@ from patronlink.storage.import_runs import INTERRUPTED
 from tests.support.feeds import folio_body, folio_user
 from tests.support.processes import check_cli, run_cli, start, stop
 from tests.support.source_server import Feed, SourceServer, source_server
+
+pytestmark = pytest.mark.slow  # a long fault-injection run: `make long` (CI runs it)
 
 AGENCY = "DK-761500"
 SOURCE = "students"

@@ -28,6 +28,8 @@ from tests.support.feeds import folio_body, folio_user
 from tests.support.gateway_servers import SPEC_XML_SUCCESS, Reply, XmlGatewayServer
 from tests.support.processes import check_cli, free_port, start, stop, wait_for_health
 
+pytestmark = pytest.mark.slow  # a long fault-injection run: `make long` (CI runs it)
+
 AGENCY = "DK-761500"
 TEXTS_PER_SERVER = 1000
 SCHEDULE_SECONDS = 2

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from patronlink.settings import Settings
@@ -35,6 +36,8 @@ from patronlink.storage.database import Database
 from tests.support.feeds import folio_body, folio_user
 from tests.support.gateway_servers import SPEC_XML_SUCCESS, Reply, XmlGatewayServer
 from tests.support.processes import check_cli, free_port, start, stop, wait_for_health
+
+pytestmark = pytest.mark.slow  # a long fault-injection run: `make long` (CI runs it)
 
 AGENCY = "DK-761500"
 TEXTS = 1500
