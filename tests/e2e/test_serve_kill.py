@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow  # a long fault-injection run: `make long` (CI run
 AGENCY = "DK-761500"
 TEXTS = 1500
 PHONES = 150
+PACE = TEXTS // PHONES // 2  # staff texts a phone: the phones are done halfway through
 MAX_IN_FLIGHT = 32
 STAFF_NUMBER = "52903991"
 INBOUND_PASSWORD = "kill-test-inbound"
@@ -88,9 +89,16 @@ class Traffic:
     texts: dict[str, str] = field(default_factory=dict)  # text -> "ok" | "cut"
     inbound: dict[int, str] = field(default_factory=dict)  # phone index -> "ok" | "cut"
     unexpected: list[str] = field(default_factory=list)
+    staff_stopped: threading.Event = field(default_factory=threading.Event)
 
     def staff(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            self._staff(headers)
+        finally:
+            self.staff_stopped.set()
+
+    def _staff(self, headers: dict[str, str]) -> None:
         with httpx.Client(base_url=self.base, headers=headers, timeout=30) as client:
             while (n := len(self.texts)) < TEXTS:
                 text = f"Kill test message {n:05d}"
@@ -111,6 +119,10 @@ class Traffic:
         path = f"{self.base}/rest/{AGENCY}/smsgateway"
         with httpx.Client(timeout=30) as client:
             while (i := len(self.inbound)) < PHONES:
+                # A phone for every PACE staff texts, so that the renewals span the kills
+                # however slowly the server takes the texts on a loaded machine.
+                while len(self.texts) < i * PACE and not self.staff_stopped.is_set():
+                    time.sleep(0.01)
                 params = {
                     "user": "sms",
                     "password": INBOUND_PASSWORD,
@@ -128,9 +140,10 @@ class Traffic:
                     self.unexpected.append(f"{answer.status_code} {answer.text}")
                     return
                 self.inbound[i] = "ok"
-                time.sleep(0.05)  # a phone at a time: the renewals span the kills
+                time.sleep(0.05)  # a phone at a time
 
     def start(self) -> list[threading.Thread]:
+        self.staff_stopped.clear()
         threads = [threading.Thread(target=self.staff), threading.Thread(target=self.phones)]
         for thread in threads:
             thread.start()
