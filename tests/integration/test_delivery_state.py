@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -148,6 +150,40 @@ def test_a_batch_of_reports_applies_as_one_after_the_other(
     assert rows[1]["delivery_description"] == "x" + "y" * 1999
     assert rows[0] is not None
     assert rows[0]["delivery_description"] == "Unknown subscriber"
+
+
+def test_a_report_that_waits_for_a_concurrent_final_one_does_not_undo_it(
+    db: Database, clock: FrozenClock, site: None
+) -> None:
+    """Two batches on the same text in two transactions: the second waits for the first's lock
+    and then sees its final state (PostgreSQL: the lock and the write are one statement, which
+    must read the text as the first left it, not as its snapshot had it)."""
+    [message_id] = queue(db, clock)
+    dispatch(db, clock, ReportingGateway(reports=True))
+    late = [
+        Report(message_id, Delivery.DELIVERED, "1001", "Billed and delivered"),
+        Report(message_id, Delivery.PENDING, "1005", ""),
+    ]
+
+    def second() -> list[str]:
+        with db.transaction() as repos:
+            return repos.outbox.apply_reports(A, late, clock())
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        with db.transaction() as repos:
+            failed = Report(message_id, Delivery.FAILED, "2104", "Unknown subscriber")
+            assert repos.outbox.apply_reports(A, [failed], clock()) == ["applied"]
+            waiting = pool.submit(second)
+            time.sleep(0.3)
+            assert not waiting.done()  # held by this transaction's lock on the text
+        assert waiting.result(timeout=30) == ["ignored", "ignored"]
+    finally:
+        pool.shutdown()
+    with db.transaction() as repos:
+        row = repos.outbox.get(message_id)
+    assert row is not None
+    assert (row["delivery"], row["delivery_code"]) == ("failed", "2104")
 
 
 @pytest.fixture

@@ -151,11 +151,15 @@ def receive_inbound_batch(
     """Handle several requests in one transaction: one commit (one wait for the disk) for all.
 
     Each request's result is what ``receive_inbound`` would give it alone, or the exception it
-    would raise. Requests are taken in the order of their senders' numbers, so two batches in
-    two processes take the numbers' locks in the same order. Refusals (no agency, switched off)
-    write nothing, so they do not disturb the rest. A password not yet verified, and every
-    request of a batch that failed as a whole (its transaction is rolled back), are then handled
-    one by one as if they had come alone: nothing is lost and nothing is done twice.
+    would raise. With ``throttle``, the requests that meet a block of the login throttle are
+    refused first (``TooManyAttempts``, nothing read for them), the throttle peeked in the
+    batch's own transaction rather than in one before it (on PostgreSQL three round trips fewer
+    a batch: the pool's ping, ``BEGIN``, ``COMMIT``). Requests are taken in the order of their
+    senders' numbers, so two batches in two processes take the numbers' locks in the same order.
+    Refusals (no agency, switched off) write nothing, so they do not disturb the rest. A password
+    not yet verified, and every request of a batch that failed as a whole (its transaction is
+    rolled back), are then handled one by one as if they had come alone (``_alone``, which meets
+    the throttle's blocks in its reservation): nothing is lost and nothing is done twice.
     """
     results: list[InboundResult | Exception | None] = [None] * len(requests)
     order = sorted(range(len(requests)), key=lambda i: _sender_key(requests[i]))
@@ -163,7 +167,14 @@ def receive_inbound_batch(
     reads = _Reads()
     try:
         with db.transaction() as repos:
+            if throttle is not None:
+                attempts = [(r.login_name, r.client) for r in requests]
+                for i, block in enumerate(throttle.refusals_in(repos, attempts)):
+                    if block is not None:
+                        results[i] = TooManyAttempts(block.retry_after)
             for i in order:
+                if results[i] is not None:  # refused by the throttle
+                    continue
                 try:
                     results[i] = _receive(repos, requests[i], passwords, now, reads)
                 except (NotFound, PermissionDenied, _Unverified) as exc:

@@ -47,8 +47,9 @@ class InboundBatcher:
     Each callback waits for its own result; the first waits for nobody. Under load the callbacks
     that queue up behind a batch share the next transaction, so a commit's wait for the disk, the
     trip to the thread and the credentials query are paid once per batch, not once per text.
-    Blocks of the login throttle are looked up for the whole batch in one short transaction;
-    only the requests whose password needs argon2 are counted (the guesses among them).
+    Blocks of the login throttle are looked up for the whole batch in the batch's own
+    transaction; only the requests whose password needs argon2 are counted (the guesses among
+    them).
     """
 
     def __init__(
@@ -102,25 +103,20 @@ class InboundBatcher:
     def _handle_batch(
         self, batch: list[tuple[InboundRequest, str, asyncio.Future[Outcome]]]
     ) -> list[Outcome | Exception]:
-        """In a worker thread: refuse what meets a block, handle the rest (each one that needs
-        argon2 is counted by the throttle before the check: ``receive_inbound_batch``)."""
+        """In a worker thread: refuse what meets a block (one peek for the batch, in the
+        batch's transaction), handle the rest (each one that needs argon2 is counted by the
+        throttle before the check: ``receive_inbound_batch``)."""
         requests = [replace(inbound, client=address) for inbound, address, _ in batch]
-        blocks = self._throttle.refusals([(r.login_name, r.client) for r in requests])
-        out: list[Outcome | Exception] = [
-            (429, THROTTLED, b.retry_after) if b is not None else (500, "", None) for b in blocks
-        ]
-        passed = [i for i, b in enumerate(blocks) if b is None]
-        if not passed:
-            return out
         results = receive_inbound_batch(
-            self._db, [requests[i] for i in passed], self._passwords, self._clock, self._throttle
+            self._db, requests, self._passwords, self._clock, self._throttle
         )
-        for i, result in zip(passed, results, strict=True):
+        out: list[Outcome | Exception] = []
+        for result in results:
             if isinstance(result, Exception):
                 refusal = _refusal(result)
-                out[i] = result if refusal is None else refusal
+                out.append(result if refusal is None else refusal)
             else:
-                out[i] = (200, "", None)
+                out.append((200, "", None))
         return out
 
 
