@@ -1,6 +1,7 @@
 """Delivery reports under load: reports/s and latency against /healthz of the same server.
 
-``python -m bench.dlr [--messages 20000] [--clients 32] [--rounds 1] [--postgres URL]``
+``python -m bench.dlr [--messages 20000] [--clients 32] [--rounds 1] [--servers 1]
+[--postgres URL]``
 
 A real ``patronlink serve`` (no worker) holds ``--messages`` sent texts of one LINK Mobility
 agency, each waiting for its report, on SQLite and, with ``--postgres`` (default:
@@ -10,6 +11,8 @@ published DLR JSON, ``resultCode`` 1001 and the text's ``refId``) is POSTed once
 ``--clients`` concurrent clients with the integration user's Basic credentials. Goal (issue 16):
 at least 0.3 of /healthz, p99 under 50 ms. With ``--rounds`` above 1 each backend is measured
 that many times, each round with a fresh database and server, and the medians are printed.
+With ``--servers`` above 1, that many ``serve`` processes share the database and the clients
+take them in turn, request by request, as a load balancer would (both phases alike).
 
 The clients run in this process, on the same machine as the server: beside each phase the CPU
 time the clients and the server spent per request is printed, so that a run shows whether the
@@ -23,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import sys
@@ -117,13 +121,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(pid: int, phase: Coroutine[Any, Any, tuple[float, list[float]]]) -> dict[str, float]:
+def servers_cpu(pids: list[int]) -> float | None:
+    times = [cpu_seconds(pid) for pid in pids]
+    return None if any(t is None for t in times) else sum(t for t in times if t is not None)
+
+
+def timed(
+    pids: list[int], phase: Coroutine[Any, Any, tuple[float, list[float]]]
+) -> dict[str, float]:
     """Run a load phase: requests/s and latencies, and the CPU time per request of the clients
-    (this process) and of the server."""
-    server, client = cpu_seconds(pid), time.process_time()
+    (this process) and of the servers."""
+    server, client = servers_cpu(pids), time.process_time()
     rate, latencies = asyncio.run(phase)
     client = time.process_time() - client
-    after = cpu_seconds(pid)
+    after = servers_cpu(pids)
     served = (after - server) if after is not None and server is not None else float("nan")
     return {
         "rate": rate,
@@ -152,34 +163,53 @@ def report(message_id: int) -> bytes:
     ).encode()
 
 
-async def health(url: str, seconds: float, clients: int) -> tuple[float, list[float]]:
+async def health(urls: list[str], seconds: float, clients: int) -> tuple[float, list[float]]:
     deadline = time.perf_counter() + seconds
-    return await closed_loop(clients, lambda: time.perf_counter() < deadline, lambda s: s.get(url))
+    turn = itertools.cycle(urls)
+    return await closed_loop(
+        clients, lambda: time.perf_counter() < deadline, lambda s: s.get(next(turn))
+    )
 
 
-async def reports(url: str, ids: list[int], clients: int) -> tuple[float, list[float]]:
+async def reports(urls: list[str], ids: list[int], clients: int) -> tuple[float, list[float]]:
     pending = list(reversed(ids))
     token = base64.b64encode(f"link:{PASSWORD}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    turn = itertools.cycle(urls)
     return await closed_loop(
         clients,
         lambda: bool(pending),
-        lambda s: s.post(url, data=report(pending.pop()), headers=headers),
+        lambda s: s.post(next(turn), data=report(pending.pop()), headers=headers),
     )
 
 
 def measure(db_url: str, args: argparse.Namespace) -> dict[str, float]:
     ids = prepare(db_url, args.messages)
-    warm, ids = ids[:50], ids[50:]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    warm, ids = ids[: 50 * args.servers], ids[50 * args.servers :]
     env = {**os.environ, "PATRONLINK_DATABASE_URL": db_url, "PATRONLINK_LOG_LEVEL": "warning"}
-    command = [sys.executable, "-m", "patronlink", "serve", "--port", str(port), "--no-worker"]
-    dlr_url = f"{base}/sms/dlr/linkmobility/{AGENCY}"
-    with process(command, f"{base}/healthz", env=env) as server:
-        asyncio.run(reports(dlr_url, warm, 4))  # argon2 once, connections open
-        health_figures = timed(server.pid, health(f"{base}/healthz", args.seconds, args.clients))
-        figures = timed(server.pid, reports(dlr_url, ids, args.clients))
+    with contextlib.ExitStack() as stack:
+        bases: list[str] = []
+        pids: list[int] = []
+        for _ in range(args.servers):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            command = [
+                sys.executable,
+                "-m",
+                "patronlink",
+                "serve",
+                "--port",
+                str(port),
+                "--no-worker",
+            ]
+            pids.append(stack.enter_context(process(command, f"{base}/healthz", env=env)).pid)
+            bases.append(base)
+        dlr_urls = [f"{base}/sms/dlr/linkmobility/{AGENCY}" for base in bases]
+        for n, url in enumerate(dlr_urls):  # argon2 once in each, connections open
+            asyncio.run(reports([url], warm[50 * n : 50 * (n + 1)], 4))
+        health_urls = [f"{base}/healthz" for base in bases]
+        health_figures = timed(pids, health(health_urls, args.seconds, args.clients))
+        figures = timed(pids, reports(dlr_urls, ids, args.clients))
     done = delivered(db_url)
     if done != args.messages:
         raise RuntimeError(f"{done} of {args.messages} texts delivered")
@@ -229,6 +259,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="of /healthz")
     parser.add_argument("--rounds", type=int, default=1, help="medians of this many")
+    parser.add_argument("--servers", type=int, default=1, help="serve processes, taken in turn")
     parser.add_argument("--postgres", default=os.environ.get("PATRONLINK_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {"sqlite": rounds(sqlite_db, args)}
@@ -236,7 +267,11 @@ def main() -> None:
         server = args.postgres
         results["postgresql"] = rounds(lambda: postgres_db(server), args)
     medians = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
-    print(f"delivery-report benchmark: {args.messages} reports, {args.clients} clients{medians}")
+    servers = f", {args.servers} servers" if args.servers > 1 else ""
+    print(
+        f"delivery-report benchmark: {args.messages} reports, {args.clients} clients"
+        f"{servers}{medians}"
+    )
     for backend, f in results.items():
         print(
             f"  {backend:<10} /healthz        {f['health']:>8.0f} req/s"
