@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from patronlink.domain.outbox import MessageStatus
@@ -27,6 +28,8 @@ from patronlink.storage import tables
 from patronlink.storage.database import Database
 from tests.support.gateway_servers import SPEC_XML_SUCCESS, Reply, XmlGatewayServer
 from tests.support.processes import check_cli, start, stop
+
+pytestmark = pytest.mark.slow  # a long fault-injection run: `make long` (CI runs it)
 
 AGENCY = "DK-761500"
 MESSAGES = 2000

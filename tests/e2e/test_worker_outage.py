@@ -64,7 +64,8 @@ password = "outage-sms"
 concurrency = 16
 """
 
-pytestmark = pytest.mark.postgres
+# A long fault-injection run: `make long` (CI runs it).
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
