@@ -2,7 +2,7 @@
 
 FastAPI keeps every endpoint and dependency it has classified in caches of up to 4,096
 callables. An endpoint defined as a closure over its app (``/docs`` was one) kept that whole app
-alive: its routes, models and validators, some 10,000 objects. One app per process never notices;
+alive: its routes, models and validators, some 15,000 objects. One app per process never notices;
 the test suite builds an app for most tests, and its workers grew to millions of objects whose
 garbage collections held the interpreter for seconds and stalled later tests' requests past
 their timeouts.
