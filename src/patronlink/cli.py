@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from patronlink.bootstrap import Container
+    from patronlink.domain.paging import Paged
     from patronlink.services.clock import Clock
     from patronlink.settings import Settings
     from patronlink.storage.database import Database
@@ -557,18 +558,34 @@ def sms_list(
 
     _ensure_schema(ctx)
     f = _message_filter(ctx, agency, status, code, delivery=delivery)
-    page_size = 1000
-    paged = page_messages(ctx.db, f, page_size if show_all else limit, offset)
-    rows = list(paged.items)
-    while show_all and paged.next_offset is not None:
-        paged = page_messages(ctx.db, f, page_size, paged.next_offset)
-        rows.extend(paged.items)
+    rows, paged = _gather(lambda n, at: page_messages(ctx.db, f, n, at), limit, offset, show_all)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=str, ensure_ascii=False))
     else:
         for line in _message_table(rows):
             click.echo(line)
+    _say_the_rest(paged, show_all)
+
+
+_T = TypeVar("_T")
+
+
+def _gather(
+    fetch: Callable[[int, int], Paged[_T]], limit: int, offset: int, show_all: bool
+) -> tuple[list[_T], Paged[_T]]:
+    """The rows a listing command shows: one page, or with ``--all`` every page from ``offset``
+    (fetched 1,000 at a time); and the last page fetched, for ``_say_the_rest``."""
+    paged = fetch(1000 if show_all else limit, offset)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = fetch(1000, paged.next_offset)
+        rows.extend(paged.items)
+    return rows, paged
+
+
+def _say_the_rest(paged: Paged[Any], show_all: bool) -> None:
+    """On stderr, so that ``--json`` output stays clean: how many rows match and how to see them."""
     if not show_all and paged.has_more:
         click.echo(
             f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; "
@@ -744,13 +761,18 @@ def _expiry(value: str | None, now: Any) -> Any:
 
 @token.command("list")
 @click.option("--agency", default=None, help="Only this agency's tokens.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every token (ignores --limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
-def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
-    """Every token, newest first: id, name, scope, state, created, expires, last used."""
+def token_list(
+    ctx: Context, agency: str | None, limit: int, offset: int, show_all: bool, as_json: bool
+) -> None:
+    """Tokens, newest first: id, name, scope, state, created, expires, last used."""
     import json
 
-    from patronlink.services.access import list_tokens
+    from patronlink.services.access import page_tokens
     from patronlink.services.agencies import require_agency
 
     _ensure_schema(ctx)
@@ -763,7 +785,9 @@ def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
-    rows = list_tokens(ctx.db, agency_id)
+    rows, paged = _gather(
+        lambda n, at: page_tokens(ctx.db, agency_id, limit=n, offset=at), limit, offset, show_all
+    )
     if as_json:
         for t in rows:
             record = {
@@ -777,6 +801,7 @@ def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
                 "revoked_at": t.revoked_at,
             }
             click.echo(json.dumps(record, default=str))
+        _say_the_rest(paged, show_all)
         return
     table = [("ID", "AGENCY", "STATE", "CREATED", "EXPIRES", "LAST USED", "NAME")]
     table += [
@@ -794,6 +819,7 @@ def token_list(ctx: Context, agency: str | None, as_json: bool) -> None:
     widths = [max(len(r[i]) for r in table) for i in range(6)]
     for r in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6])
+    _say_the_rest(paged, show_all)
 
 
 @token.command("revoke")
@@ -986,17 +1012,19 @@ def user_create(
 
 @user.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every user (ignores --limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_ctx
-def user_list(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
+def user_list(ctx: Context, limit: int, offset: int, show_all: bool, as_json: bool) -> None:
     """List staff users by name: their agency, language and whether they are disabled."""
     import json
 
-    from patronlink.services.staff_users import list_staff_users
+    from patronlink.services.staff_users import page_staff_users
 
     _ensure_schema(ctx)
-    for row in list_staff_users(ctx.db, limit, offset):
+    rows, paged = _gather(lambda n, at: page_staff_users(ctx.db, n, at), limit, offset, show_all)
+    for row in rows:
         disabled = row.disabled_at.isoformat() if row.disabled_at else None
         if as_json:
             click.echo(
@@ -1015,6 +1043,7 @@ def user_list(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
             scope = row.agency_id or "(administrator)"
             state = f"disabled since {disabled}" if disabled else "enabled"
             click.echo(f"{row.username:<24} {scope:<16} {row.language}  {state}")
+    _say_the_rest(paged, show_all)
 
 
 @user.command("disable")
@@ -1077,7 +1106,11 @@ def patron() -> None:
 @click.option("--status", type=_PATRON_STATUSES, default=None, help="Only this status.")
 @click.option("--search", default=None, help="Name, patron id or phone.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
 @click.option("--all", "show_all", is_flag=True, help="Every matching patron.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line, as the staff API lists them."
+)
 @pass_ctx
 def patron_list(
     ctx: Context,
@@ -1085,29 +1118,36 @@ def patron_list(
     status: str | None,
     search: str | None,
     limit: int,
+    offset: int,
     show_all: bool,
+    as_json: bool,
 ) -> None:
     """Patrons by patron id, e.g. the self-registrations waiting: --status pending."""
     from patronlink.domain.patron import PatronStatus
     from patronlink.services.patrons import page_patrons
+    from patronlink.web.schemas import PatronOut
 
     _ensure_schema(ctx)
     wanted = PatronStatus(status) if status else None
-    paged = page_patrons(ctx.db, agency, search, 1000 if show_all else limit, 0, status=wanted)
-    rows = list(paged.items)
-    while show_all and paged.next_offset is not None:
-        paged = page_patrons(ctx.db, agency, search, 1000, paged.next_offset, status=wanted)
-        rows.extend(paged.items)
-    table = [("PATRON ID", "STATUS", "NAME", "NUMBERS")]
-    table += [(p.patron_id, p.status.value, p.name, " ".join(sorted(p.numbers()))) for p in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    for r in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
-    if not show_all and paged.has_more:
-        click.echo(
-            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; use --all",
-            err=True,
-        )
+    rows, paged = _gather(
+        lambda n, at: page_patrons(ctx.db, agency, search, n, at, status=wanted),
+        limit,
+        offset,
+        show_all,
+    )
+    if as_json:
+        for p in rows:
+            click.echo(PatronOut.of(p).model_dump_json())
+    else:
+        table = [("PATRON ID", "STATUS", "NAME", "NUMBERS")]
+        table += [
+            (p.patron_id, p.status.value, p.name, " ".join(sorted(p.numbers()))) for p in rows
+        ]
+        widths = [max(len(r[i]) for r in table) for i in range(3)]
+        for r in table:
+            line = "  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True))
+            click.echo(line + "  " + r[3])
+    _say_the_rest(paged, show_all)
 
 
 def _patron_move(name: str, summary: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from patronlink.cli import main
 from patronlink.domain.errors import PermanentGatewayError
+from patronlink.domain.import_records import RecordError
 from patronlink.domain.patron import Patron, PatronStatus
 from patronlink.services.access import create_token
 from patronlink.services.outbox import queue_sms
@@ -216,3 +218,103 @@ def test_staff_messages_inbound_and_patrons_page(
     assert "Waiting 0" in pending.text
     inbound = client.get("/staff/inbound")
     assert "Nothing found" in inbound.text
+
+
+def test_staff_import_runs_and_a_runs_record_errors_page(
+    client: httpx.Client, db: Database, clock: FrozenClock
+) -> None:
+    headers = bearer(db, clock, A)
+    for _ in range(3):
+        run = client.post("/api/v1/import-sources/ucl-students/runs?wait=true", headers=headers)
+        assert run.status_code == 200, run.text
+    run_id = run.json()["id"]
+    with db.transaction() as repos:
+        before = repos.import_runs.count_errors(run_id)
+        repos.import_runs.add_errors(
+            run_id, [RecordError(10_000 + i, f"finding {i}", f"x{i}") for i in range(1_234)]
+        )
+    total = before + 1_234
+    log_in(client, "anna")
+
+    runs = client.get("/staff/imports?limit=2")
+    assert "1-2 of 3" in runs.text
+    assert runs.text.count('<tr id="run-') == 2
+    following = re.search(r'<a rel="next" href="([^"]+)"', runs.text)
+    assert following is not None
+    rest = client.get(following.group(1).replace("&amp;", "&"))
+    assert "3-3 of 3" in rest.text
+    assert rest.text.count('<tr id="run-') == 1
+
+    first = client.get(f"/staff/imports/runs/{run_id}")
+    assert f"1-500 of {total}" in first.text
+    assert first.text.count('<tr class="finding-') == 500
+    last = client.get(f"/staff/imports/runs/{run_id}?offset={total - 4}")
+    assert last.text.count('<tr class="finding-') == 4
+    assert "finding 1233" in last.text  # the last record's error, past the old 1,000 cut
+    assert 'rel="next"' not in last.text
+    # Another library's run is not found, whatever the page asked for.
+    client.cookies.clear()
+    log_in(client, "bo")
+    assert client.get(f"/staff/imports/runs/{run_id}?offset=500").status_code == 404
+
+
+def test_staff_tokens_page(client: httpx.Client, db: Database, clock: FrozenClock) -> None:
+    for i in range(3):
+        create_token(db, f"robot {i}", A if i else None, clock)
+    log_in(client, "root")
+    first = client.get("/staff/tokens?limit=2")
+    assert "1-2 of 3" in first.text
+    assert "robot 2" in first.text  # newest first
+    assert "robot 1" in first.text
+    assert "robot 0" not in first.text
+    following = re.search(r'<a rel="next" href="([^"]+)"', first.text)
+    assert following is not None
+    rest = client.get(following.group(1).replace("&amp;", "&"))
+    assert "3-3 of 3" in rest.text
+    assert "robot 0" in rest.text
+
+
+def test_cli_token_and_patron_lists_page_and_speak_json(
+    db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    configure(db, clock, tmp_path)
+    for i in range(3):
+        create_token(db, f"robot {i}", A, clock)
+    with db.transaction() as repos:
+        for i in range(5):
+            repos.patrons.add(Patron(A, f"p{i}", f"Person {i}", phones=("+4552903991",)), clock())
+    url = ["--database-url", db.engine.url.render_as_string(hide_password=False)]
+    runner = CliRunner()
+
+    tokens = runner.invoke(main, [*url, "token", "list", "--limit", "2"])
+    assert tokens.exit_code == 0, tokens.output
+    assert [line.split()[-1] for line in tokens.stdout.splitlines()[1:]] == ["2", "1"]
+    assert "showing 1-2 of 3; use --all" in tokens.stderr
+    every = runner.invoke(main, [*url, "token", "list", "--all"])
+    assert len(every.stdout.splitlines()) == 1 + 3
+    assert every.stderr == ""
+    skipped = runner.invoke(
+        main, [*url, "token", "list", "--json", "--offset", "1", "--limit", "5"]
+    )
+    assert [json.loads(line)["name"] for line in skipped.stdout.splitlines()] == [
+        "robot 1",
+        "robot 0",
+    ]
+    assert skipped.stderr == ""
+
+    wanted = ["--agency", A, "--search", "Person", "--json", "--limit", "2", "--offset", "1"]
+    patrons = runner.invoke(main, [*url, "patron", "list", *wanted])
+    assert patrons.exit_code == 0, patrons.output
+    listed = [json.loads(line) for line in patrons.stdout.splitlines()]
+    assert [p["patron_id"] for p in listed] == ["p1", "p2"]
+    assert listed[0]["agency_id"] == A
+    assert listed[0]["phones"] == ["+4552903991"]
+    assert listed[0]["status"] == "active"
+    assert "showing 2-3 of 5" in patrons.stderr
+    table = runner.invoke(
+        main, [*url, "patron", "list", "--agency", A, "--search", "Person", "--all"]
+    )
+    assert len(table.stdout.splitlines()) == 1 + 5
+    bad = runner.invoke(main, [*url, "token", "list", "--limit", "0"])
+    assert bad.exit_code == 2
+    assert "--limit" in bad.output

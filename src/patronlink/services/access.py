@@ -6,6 +6,7 @@ import datetime as dt
 
 from patronlink.domain.audit import SYSTEM, Actor, AuditAction, ObjectKind
 from patronlink.domain.errors import Conflict, NotFound, ValidationError
+from patronlink.domain.paging import Paged
 from patronlink.services import audit
 from patronlink.services.agencies import require_agency
 from patronlink.services.clock import Clock
@@ -54,9 +55,18 @@ def authenticate(db: Database, token: str, now: dt.datetime | None = None) -> To
         return repos.tokens.scope(hash_api_token(token), now)
 
 
-def list_tokens(db: Database, agency_id: str | None = None) -> list[TokenInfo]:
+def page_tokens(
+    db: Database, agency_id: str | None = None, *, limit: int, offset: int = 0
+) -> Paged[TokenInfo]:
+    """A page of tokens, newest first (``agency_id``: only that agency's), with the total."""
     with db.transaction() as repos:
-        return repos.tokens.list(agency_id)
+        tokens = repos.tokens
+        return Paged(
+            tokens.list(agency_id, limit=limit, offset=offset),
+            tokens.count(agency_id),
+            offset,
+            limit,
+        )
 
 
 def revoke_token(db: Database, token_id: int, clock: Clock, *, actor: Actor) -> TokenInfo:

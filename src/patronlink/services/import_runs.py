@@ -8,6 +8,7 @@ from typing import Any
 
 from patronlink.domain.errors import NotFound
 from patronlink.domain.import_records import RecordError
+from patronlink.domain.paging import Paged
 from patronlink.storage.database import Database
 from patronlink.storage.import_runs import RunRow
 
@@ -29,23 +30,33 @@ def sources(db: Database, agency_id: str | None) -> list[SourceView]:
         ]
 
 
-def recent_runs(
-    db: Database, agency_id: str | None, source_id: str | None = None, limit: int = 50
-) -> list[RunRow]:
+def page_runs(
+    db: Database, agency_id: str | None, source_id: str | None, limit: int, offset: int = 0
+) -> Paged[RunRow]:
+    """A page of runs, newest first, in an agency's scope (None: every agency) or of one source,
+    with the total for "1-100 of 117"."""
     with db.transaction() as repos:
-        return repos.overview.runs(agency_id, source_id=source_id, limit=limit)
+        overview = repos.overview
+        return Paged(
+            overview.runs(agency_id, source_id=source_id, limit=limit, offset=offset),
+            overview.count_runs(agency_id, source_id=source_id),
+            offset,
+            limit,
+        )
 
 
 def run_with_errors(
-    db: Database, run_id: int, agency_id: str | None, *, limit: int = 1000
-) -> tuple[RunRow, list[RecordError]]:
-    """One run and its first record errors; another agency's run is reported as not found."""
+    db: Database, run_id: int, agency_id: str | None, *, limit: int, offset: int = 0
+) -> tuple[RunRow, Paged[RecordError]]:
+    """One run and a page of its record errors and warnings, by record number; another agency's
+    run is reported as not found."""
     with db.transaction() as repos:
         runs = repos.import_runs
         run = runs.get(run_id)
         if run is None or (agency_id is not None and run.agency_id != agency_id):
             raise NotFound(f"import run {run_id} does not exist")
-        return run, runs.errors(run_id, limit=limit)
+        errors = runs.errors(run_id, limit=limit, offset=offset)
+        return run, Paged(errors, runs.count_errors(run_id), offset, limit)
 
 
 def source_in_scope(db: Database, source_id: str, agency_id: str | None) -> str:

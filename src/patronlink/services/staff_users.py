@@ -91,11 +91,6 @@ def remember_language(db: Database, user_id: int, language: str) -> None:
         repos.staff_users.set_language(user_id, language)
 
 
-def list_staff_users(db: Database, limit: int, offset: int = 0) -> list[StaffUserRow]:
-    with db.transaction() as repos:
-        return repos.staff_users.listing(limit, offset)
-
-
 def page_staff_users(db: Database, limit: int, offset: int = 0) -> Paged[StaffUserRow]:
     """One page of users by name, with the total for "1-100 of 117"."""
     with db.transaction() as repos:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from patronlink.storage.tables import api_tokens
 
@@ -99,26 +100,26 @@ class TokenRepository:
             )
         return TokenScope(row.id, row.name, row.agency_id)
 
-    def list(self, agency_id: str | None = None) -> list[TokenInfo]:
+    def list(
+        self, agency_id: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[TokenInfo]:
         """Newest first; ``agency_id`` narrows to that agency's tokens."""
-        stmt = select(api_tokens).order_by(api_tokens.c.id.desc())
+        stmt = select(api_tokens).order_by(api_tokens.c.id.desc()).offset(offset)
         if agency_id is not None:
             stmt = stmt.where(api_tokens.c.agency_id == agency_id)
-        return [
-            TokenInfo(
-                r.id,
-                r.name,
-                r.agency_id,
-                r.created_at,
-                r.expires_at,
-                r.last_used_at,
-                r.revoked_at,
-            )
-            for r in self._conn.execute(stmt)
-        ]
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [_token_info(r) for r in self._conn.execute(stmt)]
+
+    def count(self, agency_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(api_tokens)
+        if agency_id is not None:
+            stmt = stmt.where(api_tokens.c.agency_id == agency_id)
+        return int(self._conn.execute(stmt).scalar_one())
 
     def get(self, token_id: int) -> TokenInfo | None:
-        return next((t for t in self.list() if t.id == token_id), None)
+        row = self._conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+        return None if row is None else _token_info(row)
 
     def revoke(self, token_id: int, now: dt.datetime) -> bool:
         """False when there is no such token or it was revoked already."""
@@ -128,3 +129,9 @@ class TokenRepository:
             .values(revoked_at=now)
         )
         return bool(done.rowcount)
+
+
+def _token_info(r: Any) -> TokenInfo:
+    return TokenInfo(
+        r.id, r.name, r.agency_id, r.created_at, r.expires_at, r.last_used_at, r.revoked_at
+    )

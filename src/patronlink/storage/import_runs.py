@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from patronlink.domain.import_records import RecordError, Severity
@@ -191,11 +191,15 @@ class ImportRunRepository:
         )
         return [run_row(r) for r in rows]
 
-    def errors(self, run_id: int, *, limit: int | None = None) -> list[RecordError]:
+    def errors(
+        self, run_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[RecordError]:
+        """The run's record errors and warnings by record number; ``limit`` None: all of them."""
         stmt = (
             select(import_run_errors)
             .where(import_run_errors.c.run_id == run_id)
             .order_by(import_run_errors.c.record_number, import_run_errors.c.id)
+            .offset(offset)
         )
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -203,6 +207,10 @@ class ImportRunRepository:
             RecordError(r.record_number, r.reason, r.external_id, r.field, Severity(r.severity))
             for r in self._conn.execute(stmt)
         ]
+
+    def count_errors(self, run_id: int) -> int:
+        stmt = select(func.count()).where(import_run_errors.c.run_id == run_id)
+        return int(self._conn.execute(stmt).scalar_one())
 
 
 class SourceStateRepository:

@@ -20,6 +20,11 @@ def _scoped(column: Any, agency_id: str | None) -> Any:
     return column == agency_id if agency_id is not None else and_(True)
 
 
+def _runs_in(agency_id: str | None, source_id: str | None) -> Any:
+    scoped = _scoped(import_runs.c.agency_id, agency_id)
+    return scoped if source_id is None else and_(scoped, import_runs.c.source_id == source_id)
+
+
 class OverviewQueries:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -47,13 +52,22 @@ class OverviewQueries:
         return int(self._conn.execute(stmt).scalar_one())
 
     def runs(
-        self, agency_id: str | None, *, source_id: str | None = None, limit: int = 50
+        self,
+        agency_id: str | None,
+        *,
+        source_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[RunRow]:
-        stmt = select(import_runs).where(_scoped(import_runs.c.agency_id, agency_id))
-        if source_id is not None:
-            stmt = stmt.where(import_runs.c.source_id == source_id)
-        rows = self._conn.execute(stmt.order_by(import_runs.c.id.desc()).limit(limit))
+        stmt = select(import_runs).where(_runs_in(agency_id, source_id))
+        rows = self._conn.execute(
+            stmt.order_by(import_runs.c.id.desc()).limit(limit).offset(offset)
+        )
         return [run_row(r) for r in rows]
+
+    def count_runs(self, agency_id: str | None, *, source_id: str | None = None) -> int:
+        stmt = select(func.count()).where(_runs_in(agency_id, source_id))
+        return int(self._conn.execute(stmt).scalar_one())
 
     def last_run_per_source(self, agency_id: str | None) -> dict[str, RunRow]:
         latest = (

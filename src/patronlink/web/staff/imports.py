@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from patronlink.domain.import_runs import Trigger
+from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import import_patrons, import_runs
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.import_patrons import run_import
@@ -21,6 +22,8 @@ from patronlink.web.staff.pages import FormDep, StaffDep
 router = APIRouter(prefix="/staff")
 SourceId = Annotated[str, Path(max_length=64)]
 MAX_PREVIEW_CHANGES = 500
+RUNS_PAGE = 50
+ERRORS_PAGE = 500
 
 
 @router.get("/imports")
@@ -28,24 +31,41 @@ def list_imports(
     page: StaffDep,
     agency: Annotated[str, Query(max_length=32)] = "",
     source: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = RUNS_PAGE,
 ) -> Response:
     scope = page.agency_scope(agency)
     if source:
         import_runs.source_in_scope(page.db, source, page.staff.agency_id)
+    runs = import_runs.page_runs(page.db, scope, source or None, limit, offset)
     return page.render(
         "imports.html",
         title=page.t("imports"),
         sources=import_runs.sources(page.db, scope),
-        runs=import_runs.recent_runs(page.db, scope, source or None),
+        runs=runs.items,
+        pager=page.pager(runs),
         agencies=page.agencies(),
         filters={"agency": scope or "", "source": source},
     )
 
 
 @router.get("/imports/runs/{run_id}")
-def show_run(page: StaffDep, run_id: int) -> Response:
-    run, errors = import_runs.run_with_errors(page.db, run_id, page.staff.agency_id)
-    return page.render("import_run.html", title=page.t("run_n", id=run_id), run=run, errors=errors)
+def show_run(
+    page: StaffDep,
+    run_id: int,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = ERRORS_PAGE,
+) -> Response:
+    run, errors = import_runs.run_with_errors(
+        page.db, run_id, page.staff.agency_id, limit=limit, offset=offset
+    )
+    return page.render(
+        "import_run.html",
+        title=page.t("run_n", id=run_id),
+        run=run,
+        errors=errors.items,
+        pager=page.pager(errors),
+    )
 
 
 @router.post("/imports/{source_id}/run")

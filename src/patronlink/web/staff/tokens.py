@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from patronlink.domain.errors import ValidationError
-from patronlink.services.access import create_token, list_tokens, revoke_token
+from patronlink.domain.paging import MAX_PAGE
+from patronlink.services.access import create_token, page_tokens, revoke_token
 from patronlink.web.staff.pages import AdminDep, FormDep, Page
 
 router = APIRouter(prefix="/staff")
+PAGE_SIZE = 100
 
 
-def _tokens_page(page: Page, new_token: str | None) -> Response:
+def _tokens_page(
+    page: Page, new_token: str | None, offset: int = 0, limit: int = PAGE_SIZE
+) -> Response:
+    paged = page_tokens(page.db, limit=limit, offset=offset)
     return page.render(
         "tokens.html",
         title=page.t("tokens"),
-        tokens=list_tokens(page.db),
+        tokens=paged.items,
+        pager=page.pager(paged),
         now=page.clock(),
         agencies=page.agencies(),
         new_token=new_token,
@@ -26,8 +33,12 @@ def _tokens_page(page: Page, new_token: str | None) -> Response:
 
 
 @router.get("/tokens")
-def tokens(page: AdminDep) -> Response:
-    return _tokens_page(page, None)
+def tokens(
+    page: AdminDep,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE,
+) -> Response:
+    return _tokens_page(page, None, offset, limit)
 
 
 @router.post("/tokens")
