@@ -888,10 +888,18 @@ def import_summary(report: Any, elapsed: float) -> list[str]:
     return [f"{k.ljust(width)}  {v}" for k, v in rows]
 
 
+def _record_error_line(error: Any) -> str:
+    """``record 17 [S1234]: warning: phone ...``, as ``import run`` and ``import errors`` print."""
+    from patronlink.domain.import_records import Severity
+
+    ext = f" [{error.external_id}]" if error.external_id else ""
+    kind = "warning: " if error.severity is Severity.WARNING else ""
+    return f"record {error.number}{ext}: {kind}{error.reason}"
+
+
 def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -> None:
     import datetime as dt
 
-    from patronlink.domain.import_records import Severity
     from patronlink.domain.import_runs import RunStatus, Trigger
     from patronlink.services.import_patrons import run_import
 
@@ -917,12 +925,15 @@ def _import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) 
             fields = f" ({', '.join(change.fields)})" if change.fields else ""
             click.echo(f"would {change.action:<10} {change.patron_id}  {change.name}{fields}")
     for error in report.errors[:MAX_LISTED_ERRORS]:
-        ext = f" [{error.external_id}]" if error.external_id else ""
-        kind = "warning: " if error.severity is Severity.WARNING else ""
-        click.echo(f"record {error.number}{ext}: {kind}{error.reason}", err=True)
+        click.echo(_record_error_line(error), err=True)
     if len(report.errors) > MAX_LISTED_ERRORS:
         rest = len(report.errors) - MAX_LISTED_ERRORS
-        click.echo(f"... and {rest} more record errors (see the run in the API)", err=True)
+        where = (
+            "a run without --dry-run keeps them all"
+            if report.dry_run
+            else f"patronlink import errors {report.run_id} --all"
+        )
+        click.echo(f"... and {rest} more record errors ({where})", err=True)
     for line in import_summary(report, time.monotonic() - started):
         click.echo(line)
     exit_codes = {
@@ -957,6 +968,92 @@ def import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -
     # Logs go to stderr, so that stdout carries only the summary (and the dry run's changes).
     configure_logging(ctx.settings.log_level, ctx.settings.log_format)
     _import_run(ctx, source_id, dry_run, file)
+
+
+@import_group.command("runs")
+@click.argument("source_id", required=False)
+@click.option("--agency", default=None, help="Only this agency's sources.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every run (ignores --limit).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as the API.")
+@pass_ctx
+def import_runs_list(
+    ctx: Context,
+    source_id: str | None,
+    agency: str | None,
+    limit: int,
+    offset: int,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """Import runs, newest first: every source's, or SOURCE_ID's, with their counts."""
+    from patronlink.services import import_runs
+    from patronlink.services.agencies import get_agency
+    from patronlink.web.imports_api import RunOut
+
+    _ensure_schema(ctx)
+    agency_id = get_agency(ctx.db, agency).id if agency else None
+    if source_id is not None:
+        import_runs.source_in_scope(ctx.db, source_id, agency_id)
+    rows, paged = _gather(
+        lambda n, at: import_runs.page_runs(ctx.db, agency_id, source_id, n, at),
+        limit,
+        offset,
+        show_all,
+    )
+    if as_json:
+        for run in rows:
+            click.echo(RunOut.of(run).model_dump_json(exclude={"errors"}))
+    else:
+        header = ("ID", "STARTED (UTC)", "SOURCE", "TRIGGER", "STATUS", "RECORDS")
+        table: list[tuple[str, ...]] = [
+            (*header, "CREATED", "UPDATED", "DEACTIVATED", "FAILED", "WARNINGS")
+        ]
+        for run in rows:
+            c = run.counts
+            table.append(
+                (
+                    str(run.id),
+                    run.started_at.strftime("%Y-%m-%d %H:%M"),
+                    run.source_id,
+                    run.trigger.value,
+                    run.status.value,
+                    *(f"{n:,}" for n in (c.records, c.created, c.updated)),
+                    *(f"{n:,}" for n in (c.deactivated, c.failed, c.warnings)),
+                )
+            )
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        for r in table:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    _say_the_rest(paged, show_all)
+
+
+@import_group.command("errors")
+@click.argument("run_id", type=click.IntRange(1))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
+@click.option("--all", "show_all", is_flag=True, help="Every finding (ignores --limit).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as the API.")
+@pass_ctx
+def import_errors(
+    ctx: Context, run_id: int, limit: int, offset: int, show_all: bool, as_json: bool
+) -> None:
+    """A run's record errors and warnings, by record number."""
+    from patronlink.services import import_runs
+    from patronlink.web.imports_api import RecordErrorOut
+
+    _ensure_schema(ctx)
+    rows, paged = _gather(
+        lambda n, at: import_runs.run_with_errors(ctx.db, run_id, None, limit=n, offset=at)[1],
+        limit,
+        offset,
+        show_all,
+    )
+    for error in rows:
+        line = RecordErrorOut.of(error).model_dump_json() if as_json else _record_error_line(error)
+        click.echo(line)
+    _say_the_rest(paged, show_all)
 
 
 # --- end of patron import ---------------------------------------------------------------------

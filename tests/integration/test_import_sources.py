@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -185,6 +186,60 @@ def test_cli_dry_run_and_exit_codes(
     unavailable = runner.invoke(main, base)
     assert unavailable.exit_code == 1
     assert "source_unavailable" in unavailable.output
+
+
+def test_cli_lists_runs_and_every_record_error(
+    db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    add_source(db, clock, "file:///nonexistent.json")
+    feed = tmp_path / "feed.json"
+    bad = [folio_user(100 + i, expirationDate=f"soon {i}") for i in range(60)]
+    feed.write_bytes(folio_body([*USERS[:2], *bad]))
+    runner = CliRunner()
+    url = ["--database-url", settings.database_url]
+    none_yet = runner.invoke(main, [*url, "import", "runs"])
+    assert none_yet.exit_code == 0, none_yet.output
+    assert len(none_yet.stdout.splitlines()) == 1  # the header
+    assert none_yet.stderr == ""  # nothing left out of an empty list
+    done = runner.invoke(main, [*url, "import", "run", SOURCE, "--file", str(feed)])
+    assert done.exit_code == 3, done.output
+    shown = re.search(r"^run\s+(\d+)$", done.stdout, re.MULTILINE)
+    assert shown is not None, done.stdout
+    run_id = int(shown.group(1))
+    assert f"... and 10 more record errors (patronlink import errors {run_id} --all)" in done.stderr
+
+    runs = runner.invoke(main, [*url, "import", "runs"])
+    assert runs.exit_code == 0, runs.output
+    header, row = runs.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "STARTED", "(UTC)"]
+    assert row.split()[0] == str(run_id)
+    assert "succeeded_with_errors" in row.split()
+    as_json = runner.invoke(main, [*url, "import", "runs", SOURCE, "--json"])
+    listed = json.loads(as_json.stdout)
+    assert listed["id"] == run_id
+    assert (listed["created"], listed["failed"]) == (2, 60)
+    assert "errors" not in listed
+
+    first = runner.invoke(main, [*url, "import", "errors", str(run_id)])
+    assert first.exit_code == 0, first.output
+    lines = first.stdout.splitlines()
+    assert len(lines) == 50
+    assert lines[0].startswith("record 3 [")
+    assert "soon 0" in lines[0]
+    assert "showing 1-50 of 60; use --all" in first.stderr
+    every = runner.invoke(main, [*url, "import", "errors", str(run_id), "--all"])
+    assert len(every.stdout.splitlines()) == 60
+    assert "soon 59" in every.stdout.splitlines()[-1]
+    one = runner.invoke(main, [*url, "import", "errors", str(run_id), "--json", "--offset", "59"])
+    finding = json.loads(one.stdout)
+    assert finding["record_number"] == 62
+    assert finding["severity"] == "error"
+    assert "soon 59" in finding["reason"]
+
+    for unknown in (["import", "errors", "99999"], ["import", "runs", "nosuch"]):
+        missing = runner.invoke(main, [*url, *unknown])
+        assert missing.exit_code != 0
+        assert "does not exist" in str(missing.exception or missing.output)
 
 
 def test_staff_api(db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path) -> None:

@@ -244,6 +244,11 @@ def test_staff_import_runs_and_a_runs_record_errors_page(
     rest = client.get(following.group(1).replace("&amp;", "&"))
     assert "3-3 of 3" in rest.text
     assert rest.text.count('<tr id="run-') == 1
+    client.cookies.clear()
+    log_in(client, "root")  # an administrator: every library's runs
+    assert "1-3 of 3" in client.get("/staff/imports").text
+    client.cookies.clear()
+    log_in(client, "anna")
 
     first = client.get(f"/staff/imports/runs/{run_id}")
     assert f"1-500 of {total}" in first.text

@@ -66,7 +66,7 @@ class OverviewQueries:
         return [run_row(r) for r in rows]
 
     def count_runs(self, agency_id: str | None, *, source_id: str | None = None) -> int:
-        stmt = select(func.count()).where(_runs_in(agency_id, source_id))
+        stmt = select(func.count()).select_from(import_runs).where(_runs_in(agency_id, source_id))
         return int(self._conn.execute(stmt).scalar_one())
 
     def last_run_per_source(self, agency_id: str | None) -> dict[str, RunRow]:

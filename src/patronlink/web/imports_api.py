@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel
 
 from patronlink.domain.errors import NotFound
+from patronlink.domain.import_records import RecordError
 from patronlink.services import import_runs
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.import_patrons import run_now, source_agency
@@ -46,6 +47,16 @@ class RecordErrorOut(BaseModel):
     field: str | None = None
     severity: str = "error"
     reason: str
+
+    @classmethod
+    def of(cls, e: RecordError) -> RecordErrorOut:
+        return cls(
+            record_number=e.number,
+            external_id=e.external_id,
+            field=e.field,
+            severity=e.severity.value,
+            reason=e.reason,
+        )
 
 
 class RunOut(BaseModel):
@@ -109,20 +120,7 @@ def _source_in_scope(db: DbDep, scope: ScopeDep, source_id: str) -> str:
 
 def _run_out(db: DbDep, source_id: str, run_id: int, *, errors: bool) -> RunOut:
     run, found = import_runs.source_run(db, source_id, run_id, errors=errors)
-    listed = (
-        [
-            RecordErrorOut(
-                record_number=e.number,
-                external_id=e.external_id,
-                field=e.field,
-                severity=e.severity.value,
-                reason=e.reason,
-            )
-            for e in found
-        ]
-        if found is not None
-        else None
-    )
+    listed = [RecordErrorOut.of(e) for e in found] if found is not None else None
     return RunOut.of(run, listed)
 
 
