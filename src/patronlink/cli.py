@@ -434,6 +434,55 @@ def _check_environment(ctx: Context) -> None:
         )
 
 
+# --- listing commands ------------------------------------------------------------------------
+_T = TypeVar("_T")
+
+
+def listing(what: str, *, limit: int = 50, json_help: str | None = None) -> Callable[[F], F]:
+    """The options of every command that lists: ``--limit``, ``--offset``, ``--all`` and
+    ``--json`` (the parameters ``limit``, ``offset``, ``show_all`` and ``as_json``); feed them to
+    ``_gather`` and ``_say_the_rest``."""
+    json_text = "One JSON object per line" + (f", {json_help}." if json_help else ".")
+    options = (
+        click.option("--limit", default=limit, show_default=True, type=click.IntRange(1, 10000)),
+        click.option(
+            "--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows."
+        ),
+        click.option("--all", "show_all", is_flag=True, help=f"Every {what} (ignores --limit)."),
+        click.option("--json", "as_json", is_flag=True, help=json_text),
+    )
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _gather(
+    fetch: Callable[[int, int], Paged[_T]], limit: int, offset: int, show_all: bool
+) -> tuple[list[_T], Paged[_T]]:
+    """The rows a listing command shows: one page, or with ``--all`` every page from ``offset``
+    (fetched 1,000 at a time); and the last page fetched, for ``_say_the_rest``."""
+    paged = fetch(1000 if show_all else limit, offset)
+    rows = list(paged.items)
+    while show_all and paged.next_offset is not None:
+        paged = fetch(1000, paged.next_offset)
+        rows.extend(paged.items)
+    return rows, paged
+
+
+def _say_the_rest(paged: Paged[Any], show_all: bool) -> None:
+    """On stderr, so that ``--json`` output stays clean: how many rows match and how to see them."""
+    if not show_all and paged.has_more:
+        click.echo(
+            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; "
+            "use --all, or --offset and --limit, for the rest",
+            err=True,
+        )
+
+
 @main.group()
 def sms() -> None:
     """Outgoing texts and the staff error queue."""
@@ -532,10 +581,7 @@ _STATUSES = click.Choice(["queued", "sending", "sent", "error", "cancelled"])
     type=click.Choice(["none", "pending", "delivered", "failed"]),
     help="Only these delivery states (repeatable); failed: the operator did not deliver.",
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every matching text (ignores --limit).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@listing("matching text")
 @pass_ctx
 def sms_list(
     ctx: Context,
@@ -566,32 +612,6 @@ def sms_list(
         for line in _message_table(rows):
             click.echo(line)
     _say_the_rest(paged, show_all)
-
-
-_T = TypeVar("_T")
-
-
-def _gather(
-    fetch: Callable[[int, int], Paged[_T]], limit: int, offset: int, show_all: bool
-) -> tuple[list[_T], Paged[_T]]:
-    """The rows a listing command shows: one page, or with ``--all`` every page from ``offset``
-    (fetched 1,000 at a time); and the last page fetched, for ``_say_the_rest``."""
-    paged = fetch(1000 if show_all else limit, offset)
-    rows = list(paged.items)
-    while show_all and paged.next_offset is not None:
-        paged = fetch(1000, paged.next_offset)
-        rows.extend(paged.items)
-    return rows, paged
-
-
-def _say_the_rest(paged: Paged[Any], show_all: bool) -> None:
-    """On stderr, so that ``--json`` output stays clean: how many rows match and how to see them."""
-    if not show_all and paged.has_more:
-        click.echo(
-            f"patronlink: showing {paged.first}-{paged.last} of {paged.total}; "
-            "use --all, or --offset and --limit, for the rest",
-            err=True,
-        )
 
 
 def _message_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -761,10 +781,7 @@ def _expiry(value: str | None, now: Any) -> Any:
 
 @token.command("list")
 @click.option("--agency", default=None, help="Only this agency's tokens.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every token (ignores --limit).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@listing("token")
 @pass_ctx
 def token_list(
     ctx: Context, agency: str | None, limit: int, offset: int, show_all: bool, as_json: bool
@@ -973,10 +990,7 @@ def import_run(ctx: Context, source_id: str, dry_run: bool, file: Path | None) -
 @import_group.command("runs")
 @click.argument("source_id", required=False)
 @click.option("--agency", default=None, help="Only this agency's sources.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every run (ignores --limit).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as the API.")
+@listing("run", limit=20, json_help="as the staff API lists them")
 @pass_ctx
 def import_runs_list(
     ctx: Context,
@@ -1031,10 +1045,7 @@ def import_runs_list(
 
 @import_group.command("errors")
 @click.argument("run_id", type=click.IntRange(1))
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every finding (ignores --limit).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as the API.")
+@listing("finding", json_help="as the staff API shows them")
 @pass_ctx
 def import_errors(
     ctx: Context, run_id: int, limit: int, offset: int, show_all: bool, as_json: bool
@@ -1108,10 +1119,7 @@ def user_create(
 
 
 @user.command("list")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every user (ignores --limit).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@listing("user")
 @pass_ctx
 def user_list(ctx: Context, limit: int, offset: int, show_all: bool, as_json: bool) -> None:
     """List staff users by name: their agency, language and whether they are disabled."""
@@ -1202,12 +1210,7 @@ def patron() -> None:
 @click.option("--agency", required=True, help="Agency ISIL or number.")
 @click.option("--status", type=_PATRON_STATUSES, default=None, help="Only this status.")
 @click.option("--search", default=None, help="Name, patron id or phone.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(0), help="Skip rows.")
-@click.option("--all", "show_all", is_flag=True, help="Every matching patron.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per line, as the staff API lists them."
-)
+@listing("matching patron", json_help="as the staff API lists them")
 @pass_ctx
 def patron_list(
     ctx: Context,
