@@ -24,6 +24,7 @@ from tests.support.snapshots import row_counts
 
 A = "/api/v1/agencies/DK-761500"
 BIG = 2**63
+ID32 = 2**31
 
 
 def text_at(send_at: str) -> dict[str, Any]:
@@ -51,6 +52,12 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("GET", f"{A}/inbound-sms", {"params": {"number": "\x00"}}, "number"),
     ("GET", "/api/v1/import-sources/x%00/runs", {}, "source_id"),
     ("GET", f"/api/v1/import-sources/x/runs/{BIG}", {}, "run_id"),
+    # Loans, reservations and import runs have 32-bit ids on PostgreSQL: 2**31 was a 500 there.
+    ("POST", f"{A}/loans/{ID32}/return", {}, "loan_id"),
+    ("GET", f"{A}/reservations/{ID32}", {}, "reservation_id"),
+    ("POST", f"{A}/reservations/{ID32}/ready", {"json": {}}, "reservation_id"),
+    ("POST", f"{A}/reservations/{ID32}/cancel", {}, "reservation_id"),
+    ("GET", f"/api/v1/import-sources/x/runs/{ID32}", {}, "run_id"),
 ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from patronlink.storage.database import Database
 from patronlink.web.app import create_app
 from tests.conftest import FrozenClock
 from tests.support.live_server import live_server
+from tests.support.snapshots import row_counts
 from tests.support.staff_site import (
     ENV_SECRET,
     PASSWORD,
@@ -259,6 +260,29 @@ def test_api_errors_stay_json_while_staff_errors_are_pages(client: httpx.Client)
     bad = client.get("/staff/errors?since=yesterday")
     assert bad.status_code == 422
     assert "is not a date" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/staff/messages/{2**63}"),
+        ("POST", f"/staff/messages/{2**63}/retry"),
+        ("POST", f"/staff/messages/{2**63}/cancel"),
+        ("GET", f"/staff/imports/runs/{2**31}"),  # a 32-bit id on PostgreSQL
+        ("GET", f"/staff/imports/runs/{2**63}"),
+        ("POST", f"/staff/tokens/{2**31}/revoke"),
+    ],
+)
+def test_ids_no_row_can_have_are_refused_as_pages(
+    client: httpx.Client, db: Database, method: str, path: str
+) -> None:
+    """They were 500s (the driver's overflow), and the server reset the connection."""
+    log_in(client, "root")
+    before = row_counts(db)
+    page = client.get(path) if method == "GET" else post_form(client, path)
+    assert page.status_code == 422, page.text[:300]
+    assert page.headers["content-type"].startswith("text/html")
+    assert row_counts(db) == before
 
 
 def test_user_create_command(

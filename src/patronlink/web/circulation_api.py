@@ -14,10 +14,10 @@ from patronlink.web.deps import AgencyDep, ClockDep, DbDep, refuse_nul_in_url
 from patronlink.web.schemas import (
     BODY_ERRORS,
     ErrorOut,
+    Id32Path,
     InputModel,
     LoanOut,
     ReservationOut,
-    RowIdPath,
 )
 
 router = APIRouter(
@@ -49,7 +49,7 @@ class ReservationStateOut(ReservationOut):
 
 
 @router.post("/loans/{loan_id}/return", response_model=LoanOut)
-def return_loan(agency: AgencyDep, loan_id: RowIdPath, db: DbDep, clock: ClockDep) -> LoanOut:
+def return_loan(agency: AgencyDep, loan_id: Id32Path, db: DbDep, clock: ClockDep) -> LoanOut:
     """Check the item in; 409 when it was returned already."""
     return LoanOut.of(circulation.return_loan(db, agency, loan_id, clock))
 
@@ -71,7 +71,7 @@ def _state(db: DbDep, agency: str, reservation_id: int, clock: ClockDep) -> Rese
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationStateOut)
 def get_reservation(
-    agency: AgencyDep, reservation_id: RowIdPath, db: DbDep, clock: ClockDep
+    agency: AgencyDep, reservation_id: Id32Path, db: DbDep, clock: ClockDep
 ) -> ReservationStateOut:
     """``waiting``, ``ready`` (with pickup branch and deadline), ``collected`` or ``expired``."""
     return _state(db, agency, reservation_id, clock)
@@ -83,7 +83,7 @@ def get_reservation(
     responses=BODY_ERRORS,
 )
 def reservation_ready(
-    agency: AgencyDep, reservation_id: RowIdPath, body: ReadyIn, db: DbDep, clock: ClockDep
+    agency: AgencyDep, reservation_id: Id32Path, body: ReadyIn, db: DbDep, clock: ClockDep
 ) -> ReservationStateOut:
     """The item waits on the pickup shelf of ``pickup_branch`` until ``pickup_deadline``."""
     circulation.reservation_ready(
@@ -93,7 +93,7 @@ def reservation_ready(
 
 
 @router.post("/reservations/{reservation_id}/cancel", status_code=204, response_class=Response)
-def cancel_reservation(agency: AgencyDep, reservation_id: RowIdPath, db: DbDep) -> Response:
+def cancel_reservation(agency: AgencyDep, reservation_id: Id32Path, db: DbDep) -> Response:
     """Cancel a waiting or ready reservation; the item no longer holds for the patron."""
     circulation.cancel_reservation(db, agency, reservation_id)
     return Response(status_code=204)

@@ -22,7 +22,7 @@ from patronlink.services.import_patrons import run_now, source_agency
 from patronlink.storage.database import RunRow
 from patronlink.web.deps import ActorDep, ClockDep, DbDep, ScopeDep, refuse_nul_in_url
 from patronlink.web.paging import PAGED_HEADERS, set_has_more
-from patronlink.web.schemas import ErrorOut, Offset, RowIdPath
+from patronlink.web.schemas import ErrorOut, Id32Path, Offset
 
 router = APIRouter(
     prefix="/api/v1/import-sources",
@@ -180,7 +180,7 @@ def list_runs(
 
 
 @router.get("/{source_id}/runs/{run_id}", response_model=RunOut)
-def get_run(source_id: SourceId, run_id: RowIdPath, db: DbDep, scope: ScopeDep) -> RunOut:
+def get_run(source_id: SourceId, run_id: Id32Path, db: DbDep, scope: ScopeDep) -> RunOut:
     """One run with all its record errors (record number, external id, reason)."""
     _source_in_scope(db, scope, source_id)
     return _run_out(db, source_id, run_id, errors=True)

@@ -16,6 +16,10 @@ from patronlink.domain.patron import Patron, PatronStatus
 # fail there (a 500) instead of being refused here.
 MAX_ROW_ID = 2**63 - 1
 RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+# Loans, reservations, import runs and tokens have 32-bit ids on PostgreSQL (`integer`): a larger
+# id names no row, and PostgreSQL would refuse to compare it ("integer out of range", a 500).
+MAX_ID32 = 2**31 - 1
+Id32Path = Annotated[int, Path(ge=1, le=MAX_ID32)]
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID)]
 

@@ -17,6 +17,7 @@ from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import import_patrons, import_runs
 from patronlink.services.import_metrics import ImportMetrics
 from patronlink.services.import_patrons import run_import
+from patronlink.web.schemas import Id32Path
 from patronlink.web.staff.pages import FormDep, StaffDep
 
 router = APIRouter(prefix="/staff")
@@ -52,7 +53,7 @@ def list_imports(
 @router.get("/imports/runs/{run_id}")
 def show_run(
     page: StaffDep,
-    run_id: int,
+    run_id: Id32Path,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = ERRORS_PAGE,
 ) -> Response:

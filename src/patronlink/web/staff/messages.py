@@ -14,6 +14,7 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
 from patronlink.storage.database import MessageFilter
+from patronlink.web.schemas import RowIdPath
 from patronlink.web.staff.pages import FormDep, Page, StaffDep, local_day, safe_next
 
 router = APIRouter(prefix="/staff")
@@ -143,7 +144,7 @@ def search_messages(
 
 
 @router.get("/messages/{message_id}")
-def show_message(page: StaffDep, message_id: int) -> Response:
+def show_message(page: StaffDep, message_id: RowIdPath) -> Response:
     found = outbox.message_detail(page.db, message_id, page.staff.agency_id)
     return page.render(
         "message.html",
@@ -154,7 +155,7 @@ def show_message(page: StaffDep, message_id: int) -> Response:
 
 
 @router.post("/messages/{message_id}/retry")
-def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
+def retry_message(page: StaffDep, form: FormDep, message_id: RowIdPath) -> Response:
     outbox.move_one(
         page.db,
         message_id,
@@ -168,7 +169,7 @@ def retry_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
 
 
 @router.post("/messages/{message_id}/cancel")
-def cancel_message(page: StaffDep, form: FormDep, message_id: int) -> Response:
+def cancel_message(page: StaffDep, form: FormDep, message_id: RowIdPath) -> Response:
     outbox.move_one(
         page.db,
         message_id,

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from patronlink.domain.errors import ValidationError
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services.access import create_token, page_tokens, revoke_token
+from patronlink.web.schemas import Id32Path
 from patronlink.web.staff.pages import AdminDep, FormDep, Page
 
 router = APIRouter(prefix="/staff")
@@ -70,6 +71,6 @@ def create(page: AdminDep, form: FormDep) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke(page: AdminDep, _form: FormDep, token_id: int) -> Response:
+def revoke(page: AdminDep, _form: FormDep, token_id: Id32Path) -> Response:
     found = revoke_token(page.db, token_id, page.clock, actor=page.actor)
     return page.redirect("/staff/tokens", page.t("token_revoked", name=found.name))
