@@ -285,6 +285,64 @@ def test_ids_no_row_can_have_are_refused_as_pages(
     assert row_counts(db) == before
 
 
+HOSTILE_PAGES = [  # (who, what they ask for)
+    ("anna", f"/staff/patrons/{A}/a%00b"),
+    ("anna", "/staff/patrons?q=a%00b"),
+    ("root", "/staff/patrons?agency=a%00b&q=x"),
+    ("anna", "/staff/messages?q=%00"),
+    ("anna", "/staff/errors?code=%00"),
+    ("root", "/staff/errors?agency=%00"),
+    ("anna", "/staff/errors/retry-all?code=%00"),
+    ("root", "/staff/audit?who=%00"),
+    ("anna", "/staff/imports?source=%00"),
+    ("anna", "/staff/agencies/%00"),
+    ("root", "/staff?agency=%00"),
+    ("root", "/staff/audit?until=9999-12-31"),  # the search runs to the day after
+    ("anna", "/staff/errors?since=0001-01-01"),  # midnight in Copenhagen: before year 1 in UTC
+]
+HOSTILE_FORMS: list[tuple[str, dict[str, str]]] = [
+    ("/staff/errors/retry-all", {"code": "\x00", "agency": "", "since": "", "until": ""}),
+    ("/staff/errors/retry-all", {"code": "", "agency": "", "since": "", "until": "9999-12-31"}),
+    ("/staff/tokens", {"name": "a\x00b", "agency": ""}),
+    ("/staff/users", {"username": "a\x00", "password": "", "agency": "*", "language": "en"}),
+    (f"/staff/patrons/{A}/1001/block", {"reason": "a\x00b"}),
+    ("/staff/language", {"language": "\x00"}),
+]
+
+
+@pytest.mark.parametrize(("user", "path"), HOSTILE_PAGES)
+def test_values_postgresql_cannot_compare_are_422_pages(
+    client: httpx.Client, user: str, path: str
+) -> None:
+    """NUL characters and days past the calendar's ends were 500s on PostgreSQL."""
+    log_in(client, user)
+    page = client.get(path)
+    assert page.status_code == 422, page.text[:300]
+    assert page.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(("path", "fields"), HOSTILE_FORMS)
+def test_forms_with_values_postgresql_cannot_hold_are_422_and_write_nothing(
+    client: httpx.Client, db: Database, path: str, fields: dict[str, str]
+) -> None:
+    log_in(client, "root")
+    before = row_counts(db)
+    page = post_form(client, path, **fields)
+    assert page.status_code == 422, page.text[:300]
+    assert page.headers["content-type"].startswith("text/html")
+    assert row_counts(db) == before
+
+
+def test_retrying_ids_no_text_can_have_selects_none(client: httpx.Client, db: Database) -> None:
+    log_in(client, "anna")
+    before = row_counts(db)
+    for impossible in ("9223372036854775808", "\u00b2", "-1"):
+        done = post_form(client, "/staff/errors/retry", ids=[impossible])
+        assert done.status_code == 303, done.text[:300]
+        assert "No messages selected." in client.get(done.headers["location"]).text
+    assert row_counts(db) == before
+
+
 def test_user_create_command(
     db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path
 ) -> None:

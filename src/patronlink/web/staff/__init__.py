@@ -7,13 +7,14 @@ import secrets
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from patronlink.services.staff_sessions import SessionLimits
 from patronlink.services.throttle import login_throttle
 from patronlink.settings import Settings
+from patronlink.web.deps import refuse_nul_in_url
 from patronlink.web.staff import (
     audit,
     auth,
@@ -38,7 +39,8 @@ from patronlink.web.staff.session import SessionCodec, SessionStore
 
 log = structlog.get_logger("patronlink.staff")
 
-router = APIRouter(include_in_schema=False)
+# A NUL in a path or query value is a 422 page before any query (PostgreSQL cannot compare it).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_nul_in_url)])
 for module in (
     auth,
     dashboard,

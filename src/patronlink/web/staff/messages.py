@@ -14,7 +14,7 @@ from patronlink.domain.outbox import MessageStatus
 from patronlink.domain.paging import MAX_PAGE
 from patronlink.services import outbox
 from patronlink.storage.database import MessageFilter
-from patronlink.web.schemas import RowIdPath
+from patronlink.web.schemas import MAX_ROW_ID, RowIdPath
 from patronlink.web.staff.pages import FormDep, Page, StaffDep, local_day, safe_next
 
 router = APIRouter(prefix="/staff")
@@ -106,7 +106,10 @@ def retry_all(page: StaffDep, form: FormDep) -> Response:
 
 @router.post("/errors/retry")
 def retry_selected(page: StaffDep, form: FormDep) -> Response:
-    ids = tuple(int(v) for v in form.all("ids") if v.isdigit())
+    # Only ids a row can have: ASCII digits ("²" is a digit to str.isdigit) within 64 bits.
+    ids = tuple(
+        int(v) for v in form.all("ids") if v.isascii() and v.isdigit() and int(v) <= MAX_ROW_ID
+    )
     back = safe_next(form.get("next"), "/staff/errors")
     if not ids:
         return page.redirect(back, page.t("none_selected"))

@@ -198,7 +198,13 @@ def local_day(value: str, page: Page, field: str) -> dt.datetime | None:
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
-    return dt.datetime.combine(day, dt.time(), page.zone)
+    start = dt.datetime.combine(day, dt.time(), page.zone)
+    try:  # the filters search up to the day after, in UTC: both must be times
+        (start + dt.timedelta(days=1)).astimezone(dt.UTC)
+        start.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(f"{value!r} is too far from today to search", field=field) from None
+    return start
 
 
 def safe_next(value: str | None, default: str = "/staff") -> str:
@@ -262,6 +268,9 @@ async def posted_form(request: Request, page: PageDep) -> Form:
     form = Form(fields)
     if not page.session.csrf_matches(form.get(CSRF_FIELD) or None):
         raise CsrfRefused
+    for name, value in fields:
+        if "\x00" in value:  # PostgreSQL cannot hold or compare it: refused on every backend
+            raise ValidationError(f"{name} contains a NUL character", field=name)
     return form
 
 
