@@ -121,6 +121,9 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ('quiet_hours = "21:00-08:00"', 'quiet_hours = "9pm"', "agencies[0].sms.quiet_hours", 18),
         ('agency = "DK-761500"', 'agency = "DK-999999"', "import_sources[0].agency", 31),
         ('timezone = "Europe/Copenhagen"', 'timezone = "Mars/Olympus"', "agencies[0].timezone", 4),
+        # TOML's \u0000 reached PostgreSQL, which refused it with a traceback.
+        ('name = "Horsens Bibliotek"', 'name = "Horsens\\u0000Bibliotek"', "agencies[0].name", 3),
+        ('source = "Horsens Bib"', 'source = "Hors\\u0000"', "agencies[0].sms.source", 16),
     ],
 )
 def test_bad_file_names_key_and_line_and_writes_nothing(

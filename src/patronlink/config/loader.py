@@ -93,13 +93,7 @@ def load_config(
                 seen.add((found.key, found.line))
                 problems.append(found)
 
-    for key_path, value in _strings(document):
-        try:
-            resolve(value, environ)
-        except ConfigError as exc:
-            problems.append(
-                ConfigError(str(exc), key=dotted(key_path), line=line_of(lines, key_path))
-            )
+    problems += _string_problems(document, environ, lines)
 
     if config is not None:
         agencies = {a.id for a in config.agencies} | set(known_agencies)
@@ -116,6 +110,27 @@ def load_config(
     _raise(problems)
     assert config is not None  # no problem was found, so it validated
     return LoadedConfig(config, lines)
+
+
+def _string_problems(
+    document: Any, environ: Mapping[str, str], lines: dict[KeyPath, int]
+) -> list[ConfigError]:
+    """Every string value that cannot be used: a ``${VAR}`` that is not set, or a NUL."""
+    problems = []
+    for key_path, value in _strings(document):
+        message = None
+        if "\x00" in value:  # TOML's \u0000: PostgreSQL cannot store it, and no setting needs it
+            message = "contains a NUL character (\\u0000), which no setting can hold"
+        else:
+            try:
+                resolve(value, environ)
+            except ConfigError as exc:
+                message = str(exc)
+        if message is not None:
+            problems.append(
+                ConfigError(message, key=dotted(key_path), line=line_of(lines, key_path))
+            )
+    return problems
 
 
 def _problem(error: Any, document: Any, lines: dict[KeyPath, int]) -> ConfigError:
