@@ -242,6 +242,23 @@ def test_cli_lists_runs_and_every_record_error(
         assert "does not exist" in str(missing.exception or missing.output)
 
 
+def test_a_nul_in_a_record_fails_that_record_not_the_run(
+    db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """PostgreSQL cannot store a NUL: the whole run failed there, and SQLite stored it."""
+    feed = tmp_path / "feed.json"
+    users = [folio_user(i) for i in range(3)]
+    users[1]["personal"]["lastName"] = "Jen\x00sen"
+    users[2]["barcode"] = "12\x0034"
+    feed.write_bytes(folio_body(users))
+    add_source(db, clock, feed.as_uri())
+    report = run_import(db, SOURCE, trigger=Trigger.STAFF, clock=clock, environ={})
+    assert report.status is RunStatus.SUCCEEDED_WITH_ERRORS
+    assert sorted(patrons_by_id(db)) == [users[0]["barcode"]]
+    assert [(e.number, e.field) for e in report.errors] == [(2, "last_name"), (3, "patron_id")]
+    assert "contains a NUL character" in report.errors[0].reason
+
+
 def test_staff_api(db: Database, settings: Settings, clock: FrozenClock, tmp_path: Path) -> None:
     feed = tmp_path / "feed.json"
     feed.write_bytes(folio_body([*USERS[:3], folio_user(4, expirationDate="bad")]))

@@ -303,6 +303,33 @@ def _invalid_number(text: str, field: str, exc: ValidationError) -> Fault:
     )
 
 
+_TEXT_FIELDS = (
+    "external_id", "patron_id", "first_name", "last_name", "email", "sms_number", "expiry",
+    "birth_date", "home_branch", "zip",
+)  # fmt: skip
+_TEXTS_FIELDS = ("phones", "address_lines")
+
+
+def _refuse_nul(record: ImportedRecord, fault: Callable[[Fault], None]) -> None:
+    """An error for each field holding a NUL character (``\\u0000`` in JSON): PostgreSQL cannot
+    store one, and it ended the whole run there; now only that record is not imported."""
+    texts = [getattr(record, name) for name in _TEXT_FIELDS]
+    for name in _TEXTS_FIELDS:
+        texts.extend(getattr(record, name))
+    texts.extend(value for _, value in record.extra)
+    if "\x00" not in "".join(texts):  # the common case: one search over the whole record
+        return
+    for name in (*_TEXT_FIELDS, *_TEXTS_FIELDS, "extra"):
+        value = getattr(record, name)
+        held = (
+            value
+            if isinstance(value, str)
+            else "".join(v[-1] if isinstance(v, tuple) else v for v in value)
+        )
+        if "\x00" in held:
+            fault(Fault(name, f"{name} contains a NUL character (\\u0000)"))
+
+
 def _identity(record: ImportedRecord, fault: Callable[[Fault], None]) -> tuple[str, str, str]:
     """The patron id, name and e-mail, each fault given to ``fault``."""
     if not record.external_id:
@@ -386,6 +413,7 @@ def validate(
     """
     faults: list[Fault] = []
     fault = faults.append
+    _refuse_nul(record, fault)
     patron_id, name, email = _identity(record, fault)
     phones, sms, unparsed = _numbers(record, country_code, fault)
     expiry = _day(record.expiry, "expiry date", "expiry_date", record.date_format, fault)
