@@ -307,26 +307,27 @@ _TEXT_FIELDS = (
     "external_id", "patron_id", "first_name", "last_name", "email", "sms_number", "expiry",
     "birth_date", "home_branch", "zip",
 )  # fmt: skip
-_TEXTS_FIELDS = ("phones", "address_lines")
 
 
 def _refuse_nul(record: ImportedRecord, fault: Callable[[Fault], None]) -> None:
     """An error for each field holding a NUL character (``\\u0000`` in JSON): PostgreSQL cannot
     store one, and it ended the whole run there; now only that record is not imported."""
     texts = [getattr(record, name) for name in _TEXT_FIELDS]
-    for name in _TEXTS_FIELDS:
-        texts.extend(getattr(record, name))
-    texts.extend(value for _, value in record.extra)
+    texts += record.phones
+    texts += record.address_lines
+    texts += (value for _, value in record.extra)
     if "\x00" not in "".join(texts):  # the common case: one search over the whole record
         return
-    for name in (*_TEXT_FIELDS, *_TEXTS_FIELDS, "extra"):
-        value = getattr(record, name)
-        held = (
-            value
-            if isinstance(value, str)
-            else "".join(v[-1] if isinstance(v, tuple) else v for v in value)
-        )
-        if "\x00" in held:
+    lists = {
+        "phones": record.phones,
+        "address_lines": record.address_lines,
+        "extra": [value for _, value in record.extra],
+    }
+    for name in _TEXT_FIELDS:
+        if "\x00" in getattr(record, name):
+            fault(Fault(name, f"{name} contains a NUL character (\\u0000)"))
+    for name, values in lists.items():
+        if any("\x00" in value for value in values):
             fault(Fault(name, f"{name} contains a NUL character (\\u0000)"))
 
 
