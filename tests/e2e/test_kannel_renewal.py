@@ -27,11 +27,10 @@ from tests.support.kannel import (
     SENDSMS_PASSWORD,
     SENDSMS_USERNAME,
     KannelPorts,
-    free_ports,
     kannel_binaries,
     running_kannel,
 )
-from tests.support.processes import check_cli, start, stop, wait_for_health
+from tests.support.processes import check_cli, free_ports, start, stop, wait_for_health
 
 AGENCY = "DK-761500"
 INBOUND_PASSWORD = "inbound-e2e-Secret-42"  # no '%': Kannel would read it as an escape code

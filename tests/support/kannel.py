@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from urllib.parse import unquote_to_bytes
 
 import httpx
 import pytest
+
+from tests.support.processes import free_ports
 
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 SENDSMS_USERNAME = "patronlink"
@@ -88,18 +89,6 @@ def _binary(name: str, fallback: Path) -> Path | None:
     if found:
         return Path(found)
     return fallback if os.access(fallback, os.X_OK) else None
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free right now on 127.0.0.1 (all held at once, so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,10 +15,52 @@ PATRONLINK = [sys.executable, "-m", "patronlink"]
 STOP_SECONDS = 30.0
 
 
-def free_port() -> int:
+# Ports for the servers a test starts come from a block of its own for each pytest-xdist worker,
+# below the kernel's ephemeral range (32768 and up on Linux). A port the kernel picked (bind to 0)
+# is free only until it is closed: the kernel may give it to another worker before the server
+# binds it, and then the second server fails to start while its test, asking the port's
+# /healthz, gets its answer from the other test's server and goes on against the wrong one.
+# Ports handed out here are never handed out twice in a run, and outgoing connections (which take
+# their ports from the ephemeral range) never take them.
+PORT_BASE = 20000
+PORT_BLOCK = 1000
+_cursor: list[int] = []  # the next port to try in this process's block, once one was asked for
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = PORT_BASE + index * PORT_BLOCK
+    return range(start, start + PORT_BLOCK)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:  # in use, or a closed connection's TIME_WAIT: take the next one
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` ports free on 127.0.0.1 now that no other test of this run is handed."""
+    block = _port_block()
+    out: list[int] = []
+    if not _cursor:
+        _cursor.append(block.start)
+    for _ in range(len(block)):
+        port = _cursor[0]
+        _cursor[0] = port + 1 if port + 1 < block.stop else block.start
+        if _bindable(port):
+            out.append(port)
+            if len(out) == count:
+                return out
+    raise RuntimeError(f"no {count} free ports in {block.start}-{block.stop - 1}")
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def run_cli(
