@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from patronlink.services.demo import DEMO_INBOUND_PASSWORD
-
-PATRONLINK = [sys.executable, "-m", "patronlink"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PATRONLINK, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+from tests.support.processes import free_port, start, stop, wait_for_health
+from tests.support.processes import run_cli as run
 
 
 @pytest.fixture
@@ -49,25 +33,10 @@ def test_fresh_start_serves_health_and_demo_data(env: dict[str, str], tmp_path: 
 
     port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [*PATRONLINK, "serve", "--port", str(port), "--no-worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    server = start(["serve", "--port", str(port), "--no-worker"], env, log_path)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /healthz in 60 s"
-            assert server.poll() is None, "server exited"
-            time.sleep(0.2)
+        wait_for_health(base, server, log_path)
         patrons = httpx.get(
             f"{base}/api/v1/agencies/761500/patrons",
             headers={"Authorization": f"Bearer {token}"},
@@ -93,8 +62,7 @@ def test_fresh_start_serves_health_and_demo_data(env: dict[str, str], tmp_path: 
         )
         assert wrong.status_code == 401
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
     output = log_path.read_text()
     assert "/api/v1/agencies/761500/patrons" in output
     assert "password=***" in output

@@ -184,9 +184,7 @@ def _break(db: Database) -> None:
         for suffix in ("-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
         return
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()  # a port nothing listens on, handed to no other test
     from sqlalchemy import create_engine
 
     db.engine = create_engine(db.engine.url.set(port=dead), pool_pre_ping=True)

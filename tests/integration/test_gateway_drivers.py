@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -38,6 +37,7 @@ from tests.support.gateway_servers import (
     ScriptedGateway,
     XmlGatewayServer,
 )
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -65,14 +65,6 @@ async def gateway_for(
 async def send(config: GatewayConfig, message: OutgoingSms) -> SendResult:
     async with gateway_for(config) as gateway:
         return await gateway.send(message)
-
-
-def unused_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- the contract every driver meets ---------------------------------------------------------------
@@ -262,7 +254,7 @@ async def test_contract_refused_connection_is_temporary(driver: str) -> None:
     secret = "s3cr3t/p@ss"
     config = GatewayConfig(
         driver,
-        url=f"http://127.0.0.1:{unused_port()}/cgi-bin/sendsms",
+        url=f"http://127.0.0.1:{free_port()}/cgi-bin/sendsms",
         username="u",
         password=secret,
     )
