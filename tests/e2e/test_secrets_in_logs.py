@@ -21,9 +21,9 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from tests.e2e.test_serve import PATRONLINK, free_port
 from tests.support.feeds import folio_body, folio_user
 from tests.support.gateway_servers import XmlGatewayServer
+from tests.support.processes import PATRONLINK, free_port
 from tests.support.source_server import Feed, source_server
 
 # Characters that URL encoding changes, so the encoded forms differ from the raw ones.
