@@ -20,18 +20,23 @@ STOP_SECONDS = 30.0
 # is free only until it is closed: the kernel may give it to another worker before the server
 # binds it, and then the second server fails to start while its test, asking the port's
 # /healthz, gets its answer from the other test's server and goes on against the wrong one.
-# Ports handed out here are never handed out twice in a run, and outgoing connections (which take
-# their ports from the ephemeral range) never take them.
+# Workers never share a port: each hands out its own block in turn, from the start again only
+# when it has handed out all of it. Outgoing connections take their source ports from the
+# ephemeral range, so they never take these.
 PORT_BASE = 20000
-PORT_BLOCK = 1000
+PORTS_FOR_TESTS = 12000  # 20000-31999
 _cursor: list[int] = []  # the next port to try in this process's block, once one was asked for
 
 
 def _port_block() -> range:
+    """This process's ports: a share of PORTS_FOR_TESTS (at most 1,000), the first one for a
+    process that is no xdist worker."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
-    start = PORT_BASE + index * PORT_BLOCK
-    return range(start, start + PORT_BLOCK)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    size = min(1000, PORTS_FOR_TESTS // (workers + 1))
+    start = PORT_BASE + index * size
+    return range(start, start + size)
 
 
 def _bindable(port: int) -> bool:
